@@ -1,0 +1,19 @@
+//! The music database's schema, for SQLite (the embedded default) and PostgreSQL.
+//!
+//! Every table that belongs to a user carries `user_id`, and every foreign key
+//! and `user_id` column has an index: queries a user can reach always filter by
+//! the caller's id, so those lookups must never scan.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_init;
+
+/// Runs this crate's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_init::Migration)]
+    }
+}

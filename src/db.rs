@@ -1,0 +1,115 @@
+//! Database connection, migrations and the statement counter.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+/// Counts every SQL statement the gateway sends. Tests and `/metrics` read it
+/// to show that a query's cost does not grow with the number of rows.
+#[derive(Clone, Debug, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    /// Statements sent since start-up.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Connects to `url`, creating the SQLite file and its directory if needed.
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    if let Some(path) = sqlite_path(url)
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let mut db = Database::connect(options)
+        .await
+        .with_context(|| format!("cannot connect to the database at {}", redact(url)))?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // WAL lets readers proceed while a writer commits; the setting is kept in the file.
+        db.execute_unprepared("PRAGMA journal_mode = WAL")
+            .await
+            .context("cannot switch SQLite to WAL")?;
+    }
+    let counter = StatementCounter::default();
+    let inner = counter.0.clone();
+    db.set_metric_callback(move |_info| {
+        inner.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok((db, counter))
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("database migration failed")
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/music"),
+            "postgres://app:***@db:5432/music"
+        );
+        assert_eq!(
+            redact("sqlite://./data/music.db?mode=rwc"),
+            "sqlite://./data/music.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn sqlite_path_is_taken_from_the_url() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/music.db?mode=rwc"),
+            Some("./data/music.db")
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! The error policy.
+//!
+//! Services return [`AppError`]; it is mapped to a GraphQL error exactly once,
+//! in the `From` impl below, which sets `extensions.code`. Client-facing
+//! variants carry a message written for the client developer. `Internal`
+//! carries the cause for the log only: the client sees a generic message.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql turns
+//! any `Display` type into an error without a code, and this way the compiler
+//! makes sure every error goes through the mapping that sets one.
+
+use std::fmt;
+
+/// An error of the request path.
+pub enum AppError {
+    /// No valid access token came with a request that needs one.
+    Unauthenticated,
+    /// The caller is known but may not do this.
+    Forbidden(String),
+    /// The thing does not exist, or does not belong to the caller.
+    NotFound(String),
+    /// The input is invalid; the message says how.
+    BadInput(String),
+    /// An upstream service (the identity provider) refused or could not be reached.
+    Upstream(String),
+    /// Anything else. Logged, never shown.
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    /// A `NOT_FOUND` for a kind of thing and the id the client sent.
+    pub fn not_found(kind: &str, id: impl fmt::Display) -> Self {
+        Self::NotFound(format!("no {kind} with id {id}"))
+    }
+
+    /// A `BAD_USER_INPUT` with a message for the client.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadInput(message.into())
+    }
+
+    /// A `FORBIDDEN` with a message for the client.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::Upstream(_) => "UPSTREAM_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The message a client may see.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Unauthenticated => "sign in: this needs a valid access token".to_owned(),
+            Self::Forbidden(m) | Self::NotFound(m) | Self::BadInput(m) | Self::Upstream(m) => {
+                m.clone()
+            }
+            Self::Internal(_) => "internal server error".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Internal(e) => write!(f, "Internal({e:#})"),
+            other => write!(f, "{}({})", other.code(), other.client_message()),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Internal(err)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(cause) = &err {
+            tracing::error!(
+                error = format!("{cause:#}"),
+                "internal error while resolving"
+            );
+        }
+        let code = err.code();
+        use async_graphql::ErrorExtensions;
+        async_graphql::Error::new(err.client_message()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+/// Results of the request path.
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,124 @@
+//! What resolvers take from the context: the services (per schema) and the
+//! caller (per request).
+
+use async_graphql::{Context, dataloader::DataLoader};
+use tokio::sync::OnceCell;
+
+use super::loaders::{PlaylistSongCountLoader, PlaylistSongsLoader};
+use crate::{
+    auth::{ADMIN_PERMISSION, Principal},
+    error::{AppError, AppResult},
+    music::{MusicService, Page},
+    profile::{ProfileService, UserRecord},
+};
+
+/// Page-size limits of list fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+}
+
+/// The services, shared by every request.
+#[derive(Clone)]
+pub struct Services {
+    pub profiles: ProfileService,
+    pub music: MusicService,
+    pub limits: Limits,
+}
+
+/// One request's caller and loaders. Loaders live per request so that one
+/// user's cached rows can never answer another user's request.
+pub struct RequestContext {
+    principal: Option<Principal>,
+    user: OnceCell<UserRecord>,
+    pub(super) playlist_songs: DataLoader<PlaylistSongsLoader>,
+    pub(super) playlist_song_counts: DataLoader<PlaylistSongCountLoader>,
+}
+
+impl RequestContext {
+    /// The context of a request made by `principal` (`None`: anonymous).
+    pub fn new(principal: Option<Principal>, services: &Services) -> Self {
+        Self {
+            principal,
+            user: OnceCell::new(),
+            playlist_songs: DataLoader::new(
+                PlaylistSongsLoader(services.music.clone()),
+                tokio::spawn,
+            ),
+            playlist_song_counts: DataLoader::new(
+                PlaylistSongCountLoader(services.music.clone()),
+                tokio::spawn,
+            ),
+        }
+    }
+}
+
+pub(super) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+pub(super) fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+/// The token's principal, or `UNAUTHENTICATED`.
+pub(super) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
+    request(ctx)
+        .principal
+        .as_ref()
+        .ok_or(AppError::Unauthenticated)
+}
+
+/// The signed-in user's record, created on their first request and read once
+/// per request however many resolvers ask.
+pub(super) async fn current_user<'a>(ctx: &Context<'a>) -> AppResult<&'a UserRecord> {
+    let principal = principal(ctx)?;
+    if principal.is_machine() {
+        return Err(AppError::forbidden(
+            "a machine (client-credentials) token has no user profile",
+        ));
+    }
+    request(ctx)
+        .user
+        .get_or_try_init(|| services(ctx).profiles.get_or_create(principal))
+        .await
+}
+
+/// The caller's user id, creating their row if needed (rows they create
+/// reference it).
+pub(super) async fn current_user_id<'a>(ctx: &Context<'a>) -> AppResult<&'a str> {
+    Ok(current_user(ctx).await?.id.as_str())
+}
+
+/// Fails with `FORBIDDEN` unless the token may write app_metadata.
+pub(super) fn require_admin(ctx: &Context<'_>) -> AppResult<()> {
+    if principal(ctx)?.grants(ADMIN_PERMISSION) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!(
+            "this needs a token with the {ADMIN_PERMISSION} permission"
+        )))
+    }
+}
+
+/// Parses `first`/`after` against the page-size limits.
+pub(super) fn page(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<Page> {
+    let limits = services(ctx).limits;
+    let first = match first {
+        None => u64::from(limits.default_page_size),
+        Some(n) if n < 0 || n as u32 > limits.max_page_size => {
+            return Err(AppError::bad_input(format!(
+                "first must be between 0 and {}",
+                limits.max_page_size
+            )));
+        }
+        Some(n) => n as u64,
+    };
+    let after = after.map(|c| super::types::decode_cursor(&c)).transpose()?;
+    Ok(Page { first, after })
+}

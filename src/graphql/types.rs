@@ -1,0 +1,418 @@
+//! GraphQL object types. Each wraps a service value; none is a database row
+//! type itself, so the schema can change without touching the tables.
+
+use async_graphql::{
+    ComplexObject, Context, ID, Json, Object, Result, SimpleObject, connection::PageInfo,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::context::{current_user_id, page, request, services};
+use crate::{
+    entity::{playlists, songs},
+    error::{AppError, AppResult},
+    music::{self, PageOf},
+    profile::{PLAYLIST_EDITOR, Plan, UserRecord},
+};
+
+const CURSOR_PREFIX: &str = "k:";
+
+/// An opaque pagination cursor for a keyset position (never an offset).
+fn encode_cursor(key: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{key}"))
+}
+
+/// Parses a cursor the gateway handed out earlier.
+pub(super) fn decode_cursor(s: &str) -> AppResult<i64> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(CURSOR_PREFIX)?.parse().ok())
+        .ok_or_else(|| AppError::bad_input(format!("after: `{s}` is not a cursor from this API")))
+}
+
+/// Parses a numeric id sent as a GraphQL `ID`.
+pub(super) fn parse_id(kind: &str, id: &ID) -> AppResult<i64> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| AppError::bad_input(format!("`{}` is not a valid {kind} id", id.as_str())))
+}
+
+/// Where a list's total count comes from; counted only when asked for.
+#[derive(Clone)]
+pub(super) enum CountOf {
+    UserSongs(String),
+    UserPlaylists(String),
+    FeaturedPlaylists,
+    PlaylistSongs(i64),
+}
+
+/// A Relay connection type and its edge type, documented for the SDL.
+macro_rules! connection_type {
+    ($conn:ident, $edge:ident, $node:ident, $conn_doc:literal, $edge_doc:literal) => {
+        #[doc = $conn_doc]
+        pub struct $conn {
+            edges: Vec<$edge>,
+            has_previous_page: bool,
+            has_next_page: bool,
+            count: CountOf,
+        }
+
+        #[doc = $edge_doc]
+        #[derive(SimpleObject)]
+        pub struct $edge {
+            /// An opaque cursor; pass it as `after` to continue after this item.
+            cursor: String,
+            /// The item.
+            node: $node,
+        }
+
+        #[doc = $conn_doc]
+        #[Object]
+        impl $conn {
+            /// The items of this page with their cursors.
+            async fn edges(&self) -> &[$edge] {
+                &self.edges
+            }
+
+            /// The items of this page.
+            async fn nodes(&self) -> Vec<&$node> {
+                self.edges.iter().map(|e| &e.node).collect()
+            }
+
+            /// Where this page stands in the whole list.
+            async fn page_info(&self) -> PageInfo {
+                PageInfo {
+                    has_previous_page: self.has_previous_page,
+                    has_next_page: self.has_next_page,
+                    start_cursor: self.edges.first().map(|e| e.cursor.clone()),
+                    end_cursor: self.edges.last().map(|e| e.cursor.clone()),
+                }
+            }
+
+            /// The number of items in the whole list, across all pages.
+            async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+                total_count(ctx, &self.count).await
+            }
+        }
+
+        impl From<NodePage<$node>> for $conn {
+            fn from(page: NodePage<$node>) -> Self {
+                Self {
+                    edges: page
+                        .items
+                        .into_iter()
+                        .map(|(key, node)| $edge {
+                            cursor: encode_cursor(key),
+                            node,
+                        })
+                        .collect(),
+                    has_previous_page: page.has_previous_page,
+                    has_next_page: page.has_next_page,
+                    count: page.count,
+                }
+            }
+        }
+    };
+}
+
+async fn total_count(ctx: &Context<'_>, count: &CountOf) -> Result<u64> {
+    let music = &services(ctx).music;
+    Ok(match count {
+        CountOf::UserSongs(user) => music.count_songs(user).await?,
+        CountOf::UserPlaylists(user) => music.count_playlists(user).await?,
+        CountOf::FeaturedPlaylists => music.count_featured().await?,
+        CountOf::PlaylistSongs(id) => request(ctx)
+            .playlist_song_counts
+            .load_one(*id)
+            .await?
+            .unwrap_or(0),
+    })
+}
+
+/// A page of nodes with their cursor keys, before it becomes a connection.
+pub(super) struct NodePage<N> {
+    items: Vec<(i64, N)>,
+    has_previous_page: bool,
+    has_next_page: bool,
+    count: CountOf,
+}
+
+connection_type!(
+    SongConnection,
+    SongEdge,
+    Song,
+    "A page of songs, in Relay's connection format.",
+    "A song and its cursor."
+);
+connection_type!(
+    PlaylistConnection,
+    PlaylistEdge,
+    Playlist,
+    "A page of playlists, in Relay's connection format.",
+    "A playlist and its cursor."
+);
+
+/// Builds a page from the service's items and a cursor key for each.
+pub(super) fn connection<T, N, C: From<NodePage<N>>>(
+    page: music::Page,
+    items: PageOf<T>,
+    count: CountOf,
+    cursor_and_node: impl FnMut(T) -> (i64, N),
+) -> C {
+    C::from(NodePage {
+        items: items.items.into_iter().map(cursor_and_node).collect(),
+        has_previous_page: page.after.is_some(),
+        has_next_page: items.has_next,
+        count,
+    })
+}
+
+/// A song in a user's library.
+pub struct Song(pub songs::Model);
+
+/// A song in a user's library.
+#[Object]
+impl Song {
+    /// The song's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The song's title.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The performing artist, if known.
+    async fn artist(&self) -> Option<&str> {
+        self.0.artist.as_deref()
+    }
+
+    /// The song's genre, if known.
+    async fn genre(&self) -> Option<&str> {
+        self.0.genre.as_deref()
+    }
+
+    /// When the song was added to the library.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A playlist: an ordered list of songs, with a play counter.
+pub struct Playlist(pub playlists::Model);
+
+/// A playlist: an ordered list of songs, with a play counter.
+#[Object]
+impl Playlist {
+    /// The playlist's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The playlist's name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// How many times the playlist was played.
+    async fn plays(&self) -> i64 {
+        self.0.plays
+    }
+
+    /// Whether the playlist is featured for every user.
+    async fn featured(&self) -> bool {
+        self.0.featured
+    }
+
+    /// When the playlist was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The playlist's songs, in playlist order.
+    async fn songs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many songs, at most (default and maximum set by the server).")] first: Option<i32>,
+        #[graphql(
+            desc = "Only songs after this cursor (`pageInfo.endCursor` of the previous page)."
+        )]
+        after: Option<String>,
+    ) -> Result<SongConnection> {
+        let page = page(ctx, first, after)?;
+        let items = request(ctx)
+            .playlist_songs
+            .load_one((self.0.id, page))
+            .await?
+            .unwrap_or(PageOf {
+                items: Vec::new(),
+                has_next: false,
+            });
+        Ok(connection(
+            page,
+            items,
+            CountOf::PlaylistSongs(self.0.id),
+            |s| (s.position, Song(s.song)),
+        ))
+    }
+}
+
+/// The signed-in user: the identity profile joined with their music data.
+pub struct Me(pub UserRecord);
+
+/// The signed-in user: the identity profile joined with their music data.
+#[Object]
+impl Me {
+    /// The user id of the identity provider, e.g. `google-oauth2|1234`.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// The email address from the identity profile.
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    /// The full name from the identity profile.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// The avatar URL from the identity profile.
+    async fn picture(&self) -> Option<&str> {
+        self.0.picture.as_deref()
+    }
+
+    /// The name shown in the app; `"user"` until the user sets one.
+    async fn display_name(&self) -> &str {
+        self.0.display_name()
+    }
+
+    /// The user's own settings, a JSON object (user_metadata without `displayName`).
+    async fn preferences(&self) -> Json<Value> {
+        Json(Value::Object(self.0.preferences()))
+    }
+
+    /// Roles granted by the server or an admin (read-only to the user).
+    async fn roles(&self) -> Vec<String> {
+        self.0.roles()
+    }
+
+    /// The subscription plan (read-only to the user).
+    async fn plan(&self) -> Plan {
+        self.0.plan()
+    }
+
+    /// Whether the user may feature playlists (holds `playlist_editor`).
+    async fn can_edit_featured_playlists(&self) -> bool {
+        self.0.has_role(PLAYLIST_EDITOR)
+    }
+
+    /// The user's favourite genre, kept in the music database.
+    async fn fav_genre(&self) -> Option<&str> {
+        self.0.fav_genre.as_deref()
+    }
+
+    /// When the profile last matched the identity provider.
+    async fn synced_at(&self) -> Option<DateTime<Utc>> {
+        self.0.synced_at
+    }
+
+    /// The user's songs, oldest first.
+    async fn songs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many songs, at most (default and maximum set by the server).")] first: Option<i32>,
+        #[graphql(
+            desc = "Only songs after this cursor (`pageInfo.endCursor` of the previous page)."
+        )]
+        after: Option<String>,
+    ) -> Result<SongConnection> {
+        let page = page(ctx, first, after)?;
+        let items = services(ctx).music.songs(&self.0.id, page).await?;
+        Ok(connection(
+            page,
+            items,
+            CountOf::UserSongs(self.0.id.clone()),
+            |s| (s.id, Song(s)),
+        ))
+    }
+
+    /// The user's playlists, oldest first.
+    async fn playlists(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many playlists, at most (default and maximum set by the server).")]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Only playlists after this cursor (`pageInfo.endCursor` of the previous page)."
+        )]
+        after: Option<String>,
+    ) -> Result<PlaylistConnection> {
+        let page = page(ctx, first, after)?;
+        let items = services(ctx).music.playlists(&self.0.id, page).await?;
+        Ok(connection(
+            page,
+            items,
+            CountOf::UserPlaylists(self.0.id.clone()),
+            |p| (p.id, Playlist(p)),
+        ))
+    }
+
+    /// Plays summed over all the user's playlists.
+    async fn total_plays(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(services(ctx).music.total_plays(&self.0.id).await?)
+    }
+}
+
+/// A user's profile as an admin sees it after changing it.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct UserProfile {
+    /// The user id of the identity provider.
+    pub id: ID,
+    /// The email address from the identity profile.
+    pub email: Option<String>,
+    /// The full name from the identity profile.
+    pub name: Option<String>,
+    /// The name shown in the app.
+    pub display_name: String,
+    /// Roles granted by the server or an admin.
+    pub roles: Vec<String>,
+    /// The subscription plan.
+    pub plan: Plan,
+    #[graphql(skip)]
+    pub(super) has_editor: bool,
+}
+
+#[ComplexObject]
+impl UserProfile {
+    /// Whether the user may feature playlists (holds `playlist_editor`).
+    async fn can_edit_featured_playlists(&self) -> bool {
+        self.has_editor
+    }
+}
+
+impl From<UserRecord> for UserProfile {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: ID(user.id.clone()),
+            display_name: user.display_name().to_owned(),
+            roles: user.roles(),
+            plan: user.plan(),
+            has_editor: user.has_role(PLAYLIST_EDITOR),
+            email: user.email,
+            name: user.name,
+        }
+    }
+}
+
+/// Ensures the caller's row exists before a write that references it.
+pub(super) async fn caller(ctx: &Context<'_>) -> AppResult<String> {
+    Ok(current_user_id(ctx).await?.to_owned())
+}

@@ -1,0 +1,152 @@
+//! The `music-gateway` binary: parse the command line, set up logging, and
+//! hand over to the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use music_gateway::{
+    App,
+    auth::Principal,
+    config::{Cli, Command, Config, IdentityMode, TokenArgs},
+    db, demo, graphql, local_issuer, shutdown_signal,
+};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.settings.validate() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("music-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("music-gateway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("music-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            let (conn, _) = db::connect(&config.database_url, 1).await?;
+            db::migrate(&conn).await?;
+            eprintln!("migrations applied to {}", db::redact(&config.database_url));
+            Ok(())
+        }
+        Command::Token(args) => {
+            println!("{}", mint(&config, &args)?);
+            Ok(())
+        }
+        Command::Demo => {
+            require_local(&config, "demo")?;
+            let app = App::build(config.clone()).await?;
+            let principal = Principal {
+                user_id: demo::DEMO_USER.into(),
+                scopes: vec![],
+                permissions: vec![],
+                issued_at: None,
+                email: Some("listener@demo.invalid".into()),
+                name: Some("Demo Listener".into()),
+                picture: None,
+                claimed_roles: None,
+            };
+            let services = &app.state.services;
+            services
+                .profiles
+                .get_or_create(&principal)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let added = demo::seed(&services.music, demo::DEMO_USER)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            eprintln!(
+                "{} for {}; a token for it (valid 24 h):",
+                if added {
+                    "demo data loaded"
+                } else {
+                    "demo data already present"
+                },
+                demo::DEMO_USER
+            );
+            let args = TokenArgs {
+                sub: demo::DEMO_USER.into(),
+                ttl: 86_400,
+                scope: None,
+                email: None,
+                name: None,
+            };
+            println!("{}", mint(&config, &args)?);
+            Ok(())
+        }
+    }
+}
+
+fn require_local(config: &Config, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.identity_mode == IdentityMode::Local,
+        "`{what}` works in the local identity mode only (IDENTITY_MODE=local)"
+    );
+    Ok(())
+}
+
+fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
+    require_local(config, "token")?;
+    anyhow::ensure!(!args.sub.trim().is_empty(), "--sub must not be empty");
+    let issuer = local_issuer(config)?;
+    let mut claims = serde_json::Map::new();
+    if let Some(scope) = &args.scope {
+        claims.insert("scope".into(), scope.clone().into());
+    }
+    if let Some(email) = &args.email {
+        claims.insert("email".into(), email.clone().into());
+    }
+    if let Some(name) = &args.name {
+        claims.insert("name".into(), name.clone().into());
+    }
+    issuer.mint(&args.sub, args.ttl, claims)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen_addr;
+    let local = config.identity_mode == IdentityMode::Local;
+    let database = db::redact(&config.database_url);
+    let app = App::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (LISTEN_ADDR)"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database, "music-gateway listening");
+    eprintln!("GraphiQL:  http://{addr}/graphql");
+    if local {
+        eprintln!(
+            "A token:   cargo run --release -- token --sub 'auth0|you'   (or `music-gateway token --sub ...`)"
+        );
+        eprintln!("Demo data: cargo run --release -- demo   (prints a token for the demo user)");
+    }
+    app.serve(listener, shutdown_signal()).await
+}

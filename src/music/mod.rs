@@ -1,0 +1,56 @@
+//! Songs, playlists and plays: the rules over the music database.
+//!
+//! Every function takes the caller's `user_id` and filters by it, so a user
+//! can never read or change another user's rows; the one exception is
+//! reading featured playlists, which every signed-in user may see.
+
+mod playlists;
+mod songs;
+pub use songs::{NewSong, SongChanges};
+pub mod validate;
+
+use sea_orm::DatabaseConnection;
+
+pub use playlists::{PlaylistSong, PlaylistSongsPage};
+
+use crate::profile::ProfileService;
+
+/// A request for one page of a list, keyset-paginated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Page {
+    /// How many items at most.
+    pub first: u64,
+    /// Only items strictly after this key (an id, or a position in a playlist).
+    pub after: Option<i64>,
+}
+
+/// One page of items, and whether more follow.
+#[derive(Clone, Debug)]
+pub struct PageOf<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+}
+
+impl<T> PageOf<T> {
+    /// Builds a page from `first + 1` fetched rows: the extra row only tells
+    /// that there is a next page.
+    fn from_overfetch(mut items: Vec<T>, first: u64) -> Self {
+        let has_next = items.len() as u64 > first;
+        items.truncate(first as usize);
+        Self { items, has_next }
+    }
+}
+
+/// The music service, cheap to clone.
+#[derive(Clone)]
+pub struct MusicService {
+    db: DatabaseConnection,
+    profiles: ProfileService,
+}
+
+impl MusicService {
+    /// A service over `db`; `profiles` applies the plays rule to roles.
+    pub fn new(db: DatabaseConnection, profiles: ProfileService) -> Self {
+        Self { db, profiles }
+    }
+}

@@ -1,0 +1,443 @@
+//! Playlists, their songs, plays, and the featured list.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{MusicService, Page, PageOf, validate};
+use crate::{
+    entity::{playlist_songs, playlists, songs},
+    error::{AppError, AppResult},
+    profile::{self, PLAYLIST_EDITOR, ProfileService},
+    sql,
+};
+
+/// A song at its position in a playlist.
+#[derive(Clone, Debug)]
+pub struct PlaylistSong {
+    pub position: i64,
+    pub song: songs::Model,
+}
+
+/// Pages of songs for several playlists, by playlist id.
+pub type PlaylistSongsPage = HashMap<i64, PageOf<PlaylistSong>>;
+
+#[derive(FromQueryResult)]
+struct PlaylistSongRow {
+    playlist_id: i64,
+    position: i64,
+    id: i64,
+    user_id: String,
+    name: String,
+    artist: Option<String>,
+    genre: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(FromQueryResult)]
+struct CountRow {
+    playlist_id: i64,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Total {
+    total: i64,
+}
+
+impl MusicService {
+    /// One page of the user's playlists, oldest first.
+    pub async fn playlists(
+        &self,
+        user_id: &str,
+        page: Page,
+    ) -> AppResult<PageOf<playlists::Model>> {
+        self.playlist_page(playlists::Column::UserId.eq(user_id), page)
+            .await
+    }
+
+    /// One page of every user's featured playlists.
+    pub async fn featured_playlists(&self, page: Page) -> AppResult<PageOf<playlists::Model>> {
+        self.playlist_page(playlists::Column::Featured.eq(true), page)
+            .await
+    }
+
+    async fn playlist_page(
+        &self,
+        condition: sea_orm::sea_query::SimpleExpr,
+        page: Page,
+    ) -> AppResult<PageOf<playlists::Model>> {
+        let mut query = playlists::Entity::find()
+            .filter(condition)
+            .order_by_asc(playlists::Column::Id)
+            .limit(page.first + 1);
+        if let Some(after) = page.after {
+            query = query.filter(playlists::Column::Id.gt(after));
+        }
+        Ok(PageOf::from_overfetch(
+            query.all(&self.db).await?,
+            page.first,
+        ))
+    }
+
+    /// How many playlists the user has.
+    pub async fn count_playlists(&self, user_id: &str) -> AppResult<u64> {
+        Ok(playlists::Entity::find()
+            .filter(playlists::Column::UserId.eq(user_id))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// How many playlists are featured.
+    pub async fn count_featured(&self) -> AppResult<u64> {
+        Ok(playlists::Entity::find()
+            .filter(playlists::Column::Featured.eq(true))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// A playlist the user may see: their own, or a featured one.
+    pub async fn visible_playlist(&self, user_id: &str, id: i64) -> AppResult<playlists::Model> {
+        playlists::Entity::find_by_id(id)
+            .filter(
+                playlists::Column::UserId
+                    .eq(user_id)
+                    .or(playlists::Column::Featured.eq(true)),
+            )
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppError::not_found("playlist", id))
+    }
+
+    /// The sum of plays over the user's playlists.
+    pub async fn total_plays(&self, user_id: &str) -> AppResult<i64> {
+        total_plays(&self.db, user_id).await
+    }
+
+    /// A page of songs for each of `playlist_ids`, in one statement: a window
+    /// function numbers each playlist's songs, so paging happens in SQL and
+    /// the cost follows the rows returned, not the rows stored.
+    pub async fn playlist_songs(
+        &self,
+        playlist_ids: &[i64],
+        page: Page,
+    ) -> AppResult<PlaylistSongsPage> {
+        if playlist_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql_text = format!(
+            "SELECT t.playlist_id, t.position, s.id, s.user_id, s.name, s.artist, s.genre, s.created_at \
+             FROM (SELECT playlist_id, song_id, position, \
+                          ROW_NUMBER() OVER (PARTITION BY playlist_id ORDER BY position, song_id) AS rn \
+                   FROM playlist_songs WHERE playlist_id IN ({}) AND position > ?) t \
+             JOIN songs s ON s.id = t.song_id \
+             WHERE t.rn <= ? \
+             ORDER BY t.playlist_id, t.position, s.id",
+            sql::placeholders(playlist_ids.len())
+        );
+        let mut values: Vec<sea_orm::Value> = playlist_ids.iter().map(|&id| id.into()).collect();
+        values.push(page.after.unwrap_or(i64::MIN).into());
+        values.push(((page.first + 1) as i64).into());
+        let stmt = sql::stmt(self.db.get_database_backend(), &sql_text, values);
+        let rows = PlaylistSongRow::find_by_statement(stmt)
+            .all(&self.db)
+            .await?;
+        let mut grouped: HashMap<i64, Vec<PlaylistSong>> = HashMap::new();
+        for row in rows {
+            grouped
+                .entry(row.playlist_id)
+                .or_default()
+                .push(PlaylistSong {
+                    position: row.position,
+                    song: songs::Model {
+                        id: row.id,
+                        user_id: row.user_id,
+                        name: row.name,
+                        artist: row.artist,
+                        genre: row.genre,
+                        created_at: row.created_at,
+                    },
+                });
+        }
+        Ok(playlist_ids
+            .iter()
+            .map(|id| {
+                let items = grouped.remove(id).unwrap_or_default();
+                (*id, PageOf::from_overfetch(items, page.first))
+            })
+            .collect())
+    }
+
+    /// How many songs each of `playlist_ids` holds, in one statement.
+    pub async fn playlist_song_counts(&self, playlist_ids: &[i64]) -> AppResult<HashMap<i64, u64>> {
+        if playlist_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql_text = format!(
+            "SELECT playlist_id, CAST(COUNT(*) AS BIGINT) AS n FROM playlist_songs \
+             WHERE playlist_id IN ({}) GROUP BY playlist_id",
+            sql::placeholders(playlist_ids.len())
+        );
+        let values = playlist_ids.iter().map(|&id| id.into()).collect();
+        let stmt = sql::stmt(self.db.get_database_backend(), &sql_text, values);
+        let rows = CountRow::find_by_statement(stmt).all(&self.db).await?;
+        let mut counts: HashMap<i64, u64> = playlist_ids.iter().map(|&id| (id, 0)).collect();
+        for row in rows {
+            counts.insert(row.playlist_id, u64::try_from(row.n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    /// Creates a playlist, optionally with songs of the user's library.
+    pub async fn create_playlist(
+        &self,
+        user_id: &str,
+        name: &str,
+        song_ids: Vec<i64>,
+    ) -> AppResult<playlists::Model> {
+        let name = validate::required_text("name", name, validate::MAX_NAME_CHARS)?;
+        let song_ids = validate::song_ids(song_ids)?;
+        let txn = self.db.begin().await?;
+        profile::lock_user(&txn, user_id).await?;
+        check_own_songs(&txn, user_id, &song_ids).await?;
+        let playlist = playlists::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            name: Set(name),
+            plays: Set(0),
+            featured: Set(false),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        insert_members(&txn, user_id, playlist.id, &song_ids, 0).await?;
+        txn.commit().await?;
+        Ok(playlist)
+    }
+
+    /// Renames one of the user's playlists.
+    pub async fn rename_playlist(
+        &self,
+        user_id: &str,
+        id: i64,
+        name: &str,
+    ) -> AppResult<playlists::Model> {
+        let name = validate::required_text("name", name, validate::MAX_NAME_CHARS)?;
+        let mut row: playlists::ActiveModel = own_playlist(&self.db, user_id, id).await?.into();
+        row.name = Set(name);
+        Ok(row.update(&self.db).await?)
+    }
+
+    /// One of the user's own playlists.
+    pub async fn own_playlist(&self, user_id: &str, id: i64) -> AppResult<playlists::Model> {
+        own_playlist(&self.db, user_id, id).await
+    }
+
+    /// Deletes one of the user's playlists; its plays no longer count towards
+    /// `playlist_editor`.
+    pub async fn delete_playlist(&self, user_id: &str, id: i64) -> AppResult<()> {
+        let txn = self.db.begin().await?;
+        profile::lock_user(&txn, user_id).await?;
+        let result = playlists::Entity::delete_many()
+            .filter(playlists::Column::Id.eq(id))
+            .filter(playlists::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(AppError::not_found("playlist", id));
+        }
+        let total = total_plays(&txn, user_id).await?;
+        self.profiles
+            .apply_editor_rule(&txn, user_id, total)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Appends songs of the user's library to one of their playlists; songs
+    /// already in it stay where they are.
+    pub async fn add_songs(
+        &self,
+        user_id: &str,
+        id: i64,
+        song_ids: Vec<i64>,
+    ) -> AppResult<playlists::Model> {
+        let song_ids = validate::song_ids(song_ids)?;
+        let txn = self.db.begin().await?;
+        profile::lock_user(&txn, user_id).await?;
+        let playlist = own_playlist(&txn, user_id, id).await?;
+        check_own_songs(&txn, user_id, &song_ids).await?;
+        let members: Vec<playlist_songs::Model> = playlist_songs::Entity::find()
+            .filter(playlist_songs::Column::PlaylistId.eq(id))
+            .all(&txn)
+            .await?;
+        let last = members.iter().map(|m| m.position).max().unwrap_or(0);
+        let new: Vec<i64> = song_ids
+            .into_iter()
+            .filter(|s| !members.iter().any(|m| m.song_id == *s))
+            .collect();
+        insert_members(&txn, user_id, id, &new, last).await?;
+        txn.commit().await?;
+        Ok(playlist)
+    }
+
+    /// Removes songs from one of the user's playlists.
+    pub async fn remove_songs(
+        &self,
+        user_id: &str,
+        id: i64,
+        song_ids: Vec<i64>,
+    ) -> AppResult<playlists::Model> {
+        let song_ids = validate::song_ids(song_ids)?;
+        let txn = self.db.begin().await?;
+        let playlist = own_playlist(&txn, user_id, id).await?;
+        check_own_songs(&txn, user_id, &song_ids).await?;
+        if !song_ids.is_empty() {
+            playlist_songs::Entity::delete_many()
+                .filter(playlist_songs::Column::PlaylistId.eq(id))
+                .filter(playlist_songs::Column::SongId.is_in(song_ids))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(playlist)
+    }
+
+    /// Counts one play of one of the user's playlists and applies the plays
+    /// rule to the user's roles.
+    pub async fn record_play(&self, user_id: &str, id: i64) -> AppResult<playlists::Model> {
+        let txn = self.db.begin().await?;
+        profile::lock_user(&txn, user_id).await?;
+        let result = playlists::Entity::update_many()
+            .col_expr(
+                playlists::Column::Plays,
+                Expr::col(playlists::Column::Plays).add(1),
+            )
+            .filter(playlists::Column::Id.eq(id))
+            .filter(playlists::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(AppError::not_found("playlist", id));
+        }
+        let total = total_plays(&txn, user_id).await?;
+        self.profiles
+            .apply_editor_rule(&txn, user_id, total)
+            .await?;
+        let playlist = own_playlist(&txn, user_id, id).await?;
+        txn.commit().await?;
+        Ok(playlist)
+    }
+
+    /// Features or unfeatures one of the user's playlists; needs `playlist_editor`.
+    pub async fn set_featured(
+        &self,
+        user_id: &str,
+        id: i64,
+        featured: bool,
+    ) -> AppResult<playlists::Model> {
+        // Read the roles now, not from the request's cached record: a play
+        // earlier in the same request may have just granted the role.
+        let user = ProfileService::find(&self.db, user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("user", user_id))?;
+        if !user.has_role(PLAYLIST_EDITOR) {
+            return Err(AppError::forbidden(format!(
+                "featuring playlists needs the {PLAYLIST_EDITOR} role ({} plays in total)",
+                self.profiles.editor_threshold()
+            )));
+        }
+        let mut row: playlists::ActiveModel = own_playlist(&self.db, &user.id, id).await?.into();
+        row.featured = Set(featured);
+        Ok(row.update(&self.db).await?)
+    }
+}
+
+async fn own_playlist<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    id: i64,
+) -> AppResult<playlists::Model> {
+    playlists::Entity::find_by_id(id)
+        .filter(playlists::Column::UserId.eq(user_id))
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("playlist", id))
+}
+
+async fn total_plays<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<i64> {
+    let stmt = sql::stmt(
+        conn.get_database_backend(),
+        "SELECT CAST(COALESCE(SUM(plays), 0) AS BIGINT) AS total FROM playlists WHERE user_id = ?",
+        vec![user_id.into()],
+    );
+    Ok(Total::find_by_statement(stmt)
+        .one(conn)
+        .await?
+        .map(|t| t.total)
+        .unwrap_or(0))
+}
+
+/// Fails, naming them, when some ids are not songs of the user's library.
+async fn check_own_songs(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    song_ids: &[i64],
+) -> AppResult<()> {
+    if song_ids.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<i64> = songs::Entity::find()
+        .select_only()
+        .column(songs::Column::Id)
+        .filter(songs::Column::UserId.eq(user_id))
+        .filter(songs::Column::Id.is_in(song_ids.to_vec()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let unknown: Vec<String> = song_ids
+        .iter()
+        .filter(|id| !found.contains(id))
+        .map(i64::to_string)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::bad_input(format!(
+            "songIds: no song with id {} in your library",
+            unknown.join(", ")
+        )))
+    }
+}
+
+async fn insert_members(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    playlist_id: i64,
+    song_ids: &[i64],
+    after_position: i64,
+) -> AppResult<()> {
+    let rows = song_ids
+        .iter()
+        .enumerate()
+        .map(|(i, song_id)| playlist_songs::ActiveModel {
+            playlist_id: Set(playlist_id),
+            song_id: Set(*song_id),
+            user_id: Set(user_id.to_owned()),
+            position: Set(after_position + 1 + i as i64),
+        });
+    if song_ids.is_empty() {
+        return Ok(());
+    }
+    playlist_songs::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}

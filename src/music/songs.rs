@@ -1,0 +1,133 @@
+//! A user's song library.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use super::{MusicService, Page, PageOf, validate};
+use crate::{
+    entity::songs,
+    error::{AppError, AppResult},
+};
+
+/// Fields of a new song.
+#[derive(Debug)]
+pub struct NewSong {
+    pub name: String,
+    pub artist: Option<String>,
+    pub genre: Option<String>,
+}
+
+/// Changes to a song: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct SongChanges {
+    pub name: Option<String>,
+    pub artist: Option<Option<String>>,
+    pub genre: Option<Option<String>>,
+}
+
+impl MusicService {
+    /// One page of the user's songs, oldest first.
+    pub async fn songs(&self, user_id: &str, page: Page) -> AppResult<PageOf<songs::Model>> {
+        let mut query = songs::Entity::find()
+            .filter(songs::Column::UserId.eq(user_id))
+            .order_by_asc(songs::Column::Id)
+            .limit(page.first + 1);
+        if let Some(after) = page.after {
+            query = query.filter(songs::Column::Id.gt(after));
+        }
+        Ok(PageOf::from_overfetch(
+            query.all(&self.db).await?,
+            page.first,
+        ))
+    }
+
+    /// How many songs the user has.
+    pub async fn count_songs(&self, user_id: &str) -> AppResult<u64> {
+        Ok(songs::Entity::find()
+            .filter(songs::Column::UserId.eq(user_id))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// One of the user's songs.
+    pub async fn song(&self, user_id: &str, id: i64) -> AppResult<songs::Model> {
+        songs::Entity::find_by_id(id)
+            .filter(songs::Column::UserId.eq(user_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppError::not_found("song", id))
+    }
+
+    /// Adds a song to the user's library.
+    pub async fn add_song(&self, user_id: &str, new: NewSong) -> AppResult<songs::Model> {
+        let row = songs::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            name: Set(validate::required_text(
+                "name",
+                &new.name,
+                validate::MAX_NAME_CHARS,
+            )?),
+            artist: Set(validate::optional_text(
+                "artist",
+                new.artist.as_deref(),
+                validate::MAX_NAME_CHARS,
+            )?),
+            genre: Set(validate::optional_text(
+                "genre",
+                new.genre.as_deref(),
+                validate::MAX_NAME_CHARS,
+            )?),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        Ok(row.insert(&self.db).await?)
+    }
+
+    /// Changes one of the user's songs.
+    pub async fn update_song(
+        &self,
+        user_id: &str,
+        id: i64,
+        changes: SongChanges,
+    ) -> AppResult<songs::Model> {
+        let mut row: songs::ActiveModel = self.song(user_id, id).await?.into();
+        if let Some(name) = changes.name {
+            row.name = Set(validate::required_text(
+                "name",
+                &name,
+                validate::MAX_NAME_CHARS,
+            )?);
+        }
+        if let Some(artist) = changes.artist {
+            row.artist = Set(validate::optional_text(
+                "artist",
+                artist.as_deref(),
+                validate::MAX_NAME_CHARS,
+            )?);
+        }
+        if let Some(genre) = changes.genre {
+            row.genre = Set(validate::optional_text(
+                "genre",
+                genre.as_deref(),
+                validate::MAX_NAME_CHARS,
+            )?);
+        }
+        Ok(row.update(&self.db).await?)
+    }
+
+    /// Deletes one of the user's songs (and its places in playlists).
+    pub async fn delete_song(&self, user_id: &str, id: i64) -> AppResult<()> {
+        let result = songs::Entity::delete_many()
+            .filter(songs::Column::Id.eq(id))
+            .filter(songs::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(AppError::not_found("song", id));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! The test harness: a real gateway on port 0 with its own fresh database.
+//!
+//! Every test gets a new data directory and a new database: a SQLite file, or
+//! a database created for it on the PostgreSQL server named by
+//! `MG_TEST_POSTGRES_URL` (scripts/test starts a throw-away one).
+
+use std::{net::SocketAddr, path::Path, sync::OnceLock};
+
+use music_gateway::{App, AppState, auth::LocalIssuer, config::Config};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL,
+/// as `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::helpers::{Backend, TestApp};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(TestApp::spawn(Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(TestApp::spawn(Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+
+/// The signing key PEM, generated once per test process: RSA key generation
+/// is the slowest part of starting a gateway.
+fn shared_key_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| {
+        let dir = TempDir::new().expect("temp dir");
+        LocalIssuer::load_or_create(dir.path(), "x", "y").expect("key");
+        std::fs::read_to_string(dir.path().join("signing-key.pem")).expect("key file")
+    })
+}
+
+/// A running gateway and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub issuer: LocalIssuer,
+    pub backend: Backend,
+    pub database_url: String,
+    _dir: TempDir,
+}
+
+/// The admin URL of the test PostgreSQL server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("MG_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "MG_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts \
+             a throw-away PostgreSQL server, or point it at a server where you may create databases"
+        )
+    })
+}
+
+/// Creates a fresh, empty database for one test and returns its URL.
+pub async fn fresh_database(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("music.db").display()),
+        Backend::Postgres => {
+            let admin = postgres_admin_url();
+            let name = format!("mg_test_{}", uuid::Uuid::new_v4().simple());
+            let conn = Database::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL server");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            conn.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+impl TestApp {
+    /// A gateway on the embedded defaults and `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A gateway whose configuration `adjust` may change first.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        std::fs::write(dir.path().join("signing-key.pem"), shared_key_pem()).expect("write key");
+        let mut config = Config::embedded(dir.path());
+        config.database_url = fresh_database(backend, dir.path()).await;
+        config.db_max_connections = 5;
+        adjust(&mut config);
+        let database_url = config.database_url.clone();
+        let issuer = LocalIssuer::from_pem(
+            shared_key_pem(),
+            &config.token_issuer,
+            &config.token_audience,
+        )
+        .expect("issuer");
+        let app = App::build(config).await.expect("build the app");
+        let state = app.state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(app.serve(listener, std::future::pending()));
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            state,
+            issuer,
+            backend,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    /// `http://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A valid token for `sub`.
+    pub fn token(&self, sub: &str) -> String {
+        self.token_with(sub, json!({}))
+    }
+
+    /// A valid token for `sub` with extra claims.
+    pub fn token_with(&self, sub: &str, claims: Value) -> String {
+        let map = claims.as_object().cloned().unwrap_or_default();
+        self.issuer.mint(sub, 3600, map).expect("mint")
+    }
+
+    /// Posts a GraphQL operation with an optional bearer token; answers the
+    /// HTTP status and the JSON body.
+    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("JSON body");
+        (status, body)
+    }
+
+    /// Runs an operation as user `sub` and answers the JSON body.
+    pub async fn gql(&self, sub: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(Some(&self.token(sub)), query, variables).await;
+        assert_eq!(status, 200, "unexpected status, body: {body}");
+        body
+    }
+
+    /// Runs an operation as `sub` that must succeed; answers `data`.
+    pub async fn ok(&self, sub: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(sub, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// SQL statements sent so far.
+    pub fn statements(&self) -> u64 {
+        self.state.statements.get()
+    }
+
+    /// Adds a song as `sub` and answers its id.
+    pub async fn add_song(&self, sub: &str, name: &str) -> String {
+        let data = self
+            .ok(
+                sub,
+                "mutation($i: AddSongInput!) { addSong(input: $i) { id } }",
+                json!({"i": {"name": name, "artist": "Artist", "genre": "jazz"}}),
+            )
+            .await;
+        data["addSong"]["id"].as_str().expect("song id").to_owned()
+    }
+
+    /// Creates a playlist as `sub` with the given songs and answers its id.
+    pub async fn create_playlist(&self, sub: &str, name: &str, song_ids: &[String]) -> String {
+        let data = self
+            .ok(
+                sub,
+                "mutation($i: CreatePlaylistInput!) { createPlaylist(input: $i) { id } }",
+                json!({"i": {"name": name, "songIds": song_ids}}),
+            )
+            .await;
+        data["createPlaylist"]["id"]
+            .as_str()
+            .expect("playlist id")
+            .to_owned()
+    }
+}
+
+/// The `extensions.code` of the first error, or panics showing the body.
+pub fn error_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a code, got {body}"))
+        .to_owned()
+}

@@ -1,0 +1,259 @@
+//! Bad input gets `BAD_USER_INPUT` with a message a client developer
+//! understands, and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, error_code},
+    on_both_databases,
+};
+
+const U: &str = "auth0|input";
+
+async fn assert_bad(app: &TestApp, query: &str, vars: Value, mentions: &str) {
+    let body = app.gql(U, query, vars).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(mentions),
+        "{query}: message `{message}` should mention `{mentions}`"
+    );
+}
+
+async fn invalid_inputs_are_refused_with_clear_messages(app: TestApp) {
+    let song = app.add_song(U, "Song").await;
+    let playlist = app.create_playlist(U, "List", &[]).await;
+    let long = "x".repeat(201);
+    assert_bad(
+        &app,
+        "mutation { addSong(input: {name: \"  \"}) { id } }",
+        json!({}),
+        "name must not be empty",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($n: String!) { addSong(input: {name: $n}) { id } }",
+        json!({"n": long}),
+        "at most 200",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($n: String!) { createPlaylist(input: {name: $n}) { id } }",
+        json!({"n": ""}),
+        "name",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($p: ID!) { updatePlaylist(id: $p, input: {name: \"\"}) { id } }",
+        json!({"p": playlist}),
+        "name",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation { updateMe(input: {displayName: \"   \"}) { id } }",
+        json!({}),
+        "displayName",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($n: String!) { updateMe(input: {displayName: $n}) { id } }",
+        json!({"n": "y".repeat(101)}),
+        "displayName",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($g: String!) { updateMe(input: {favGenre: $g}) { id } }",
+        json!({"g": "g".repeat(51)}),
+        "favGenre",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation { updateMe(input: {preferences: [1, 2]}) { id } }",
+        json!({}),
+        "JSON object",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation { updateMe(input: {preferences: \"dark\"}) { id } }",
+        json!({}),
+        "JSON object",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($p: JSON!) { updateMe(input: {preferences: $p}) { id } }",
+        json!({"p": {"a.b": 1}}),
+        "`.` or `$`",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($p: JSON!) { updateMe(input: {preferences: $p}) { id } }",
+        json!({"p": {"$where": 1}}),
+        "`.` or `$`",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($p: JSON!) { updateMe(input: {preferences: $p}) { id } }",
+        json!({"p": {"blob": "z".repeat(11 * 1024)}}),
+        "limit",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "{ me { songs(first: 101) { totalCount } } }",
+        json!({}),
+        "first must be between 0 and 100",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "{ me { songs(first: -1) { totalCount } } }",
+        json!({}),
+        "first",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "{ me { songs(after: \"bm9wZQ\") { totalCount } } }",
+        json!({}),
+        "cursor",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "query { song(id: \"abc\") { id } }",
+        json!({}),
+        "not a valid song id",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "query { playlist(id: \"-4\") { id } }",
+        json!({}),
+        "not a valid playlist id",
+    )
+    .await;
+    assert_bad(
+        &app,
+        "mutation($p: ID!, $s: [ID!]!) { addSongsToPlaylist(playlistId: $p, songIds: $s) { id } }",
+        json!({"p": playlist, "s": ["999999"]}),
+        "999999",
+    )
+    .await;
+    let too_many: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
+    assert_bad(
+        &app,
+        "mutation($p: ID!, $s: [ID!]!) { addSongsToPlaylist(playlistId: $p, songIds: $s) { id } }",
+        json!({"p": playlist, "s": too_many}),
+        "at most 100",
+    )
+    .await;
+
+    // Nothing of the above changed anything.
+    let me = app
+        .ok(U, "{ me { displayName preferences favGenre songs { nodes { id name } } playlists { nodes { name songs { totalCount } } } } }", json!({}))
+        .await;
+    assert_eq!(
+        me["me"],
+        json!({"displayName": "user", "preferences": {}, "favGenre": null,
+               "songs": {"nodes": [{"id": song, "name": "Song"}]},
+               "playlists": {"nodes": [{"name": "List", "songs": {"totalCount": 0}}]}})
+    );
+}
+
+async fn an_update_that_fails_validation_changes_nothing(app: TestApp) {
+    app.ok(
+        U,
+        "mutation { updateMe(input: {displayName: \"Kept\", favGenre: \"jazz\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    // A valid display name with invalid preferences: the whole update is refused.
+    let body = app
+        .gql(U, "mutation($p: JSON!) { updateMe(input: {displayName: \"New\", favGenre: \"rock\", preferences: $p}) { id } }", json!({"p": {"x.y": 1}}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let me = app
+        .ok(U, "{ me { displayName favGenre } }", json!({}))
+        .await;
+    assert_eq!(me["me"], json!({"displayName": "Kept", "favGenre": "jazz"}));
+}
+
+async fn pages_follow_cursors_to_the_end(app: TestApp) {
+    for i in 0..5 {
+        app.add_song(U, &format!("S{i}")).await;
+    }
+    let page = "query($a: String) { me { songs(first: 2, after: $a) { totalCount pageInfo { hasNextPage hasPreviousPage endCursor } nodes { name } } } }";
+    let mut after = Value::Null;
+    let mut names = Vec::new();
+    loop {
+        let data = app.ok(U, page, json!({"a": after})).await;
+        let songs = &data["me"]["songs"];
+        assert_eq!(songs["totalCount"], 5);
+        assert_eq!(songs["pageInfo"]["hasPreviousPage"], !after.is_null());
+        names.extend(
+            songs["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["name"].as_str().unwrap().to_owned()),
+        );
+        if songs["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = songs["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(names, ["S0", "S1", "S2", "S3", "S4"]);
+    let default = app
+        .ok(U, "{ me { songs { nodes { name } } } }", json!({}))
+        .await;
+    assert_eq!(default["me"]["songs"]["nodes"].as_array().unwrap().len(), 5);
+}
+
+async fn queries_too_deep_or_too_large_are_refused(app: TestApp) {
+    let deep = "{ me { playlists { nodes { songs { nodes { id } } } } } }";
+    let ok = app.gql(U, deep, json!({})).await;
+    assert!(ok.get("errors").is_none(), "{ok}");
+    let mut too_deep = String::from("{ __schema { types { fields { type ");
+    for _ in 0..20 {
+        too_deep.push_str("{ ofType ");
+    }
+    too_deep.push_str("{ name }");
+    too_deep.push_str(&" }".repeat(24));
+    let body = app.gql(U, &too_deep, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{body}"
+    );
+
+    let big = json!({"query": format!("{{ me {{ id }} }} # {}", "x".repeat(70 * 1024))});
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(app.token(U))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+}
+
+on_both_databases!(
+    invalid_inputs_are_refused_with_clear_messages,
+    an_update_that_fails_validation_changes_nothing,
+    pages_follow_cursors_to_the_end,
+    queries_too_deep_or_too_large_are_refused,
+);

@@ -1,0 +1,72 @@
+//! N+1 never: the statements a query costs do not grow with the rows it returns.
+
+use serde_json::json;
+
+use crate::{helpers::TestApp, on_both_databases};
+
+const QUERY: &str = "{ me { displayName roles favGenre
+    songs(first: 100) { totalCount nodes { name } }
+    playlists(first: 100) { totalCount nodes { name plays songs(first: 100) { totalCount nodes { name } } } } } }";
+
+/// Gives `user` `playlists` playlists of 3 songs each.
+async fn library(app: &TestApp, user: &str, playlists: usize) {
+    let songs = [
+        app.add_song(user, "a").await,
+        app.add_song(user, "b").await,
+        app.add_song(user, "c").await,
+    ];
+    for i in 0..playlists {
+        app.create_playlist(user, &format!("p{i}"), &songs).await;
+    }
+}
+
+async fn cost(app: &TestApp, user: &str) -> (u64, serde_json::Value) {
+    // Warm the user's row so both runs measure the same thing.
+    app.ok(user, "{ me { id } }", json!({})).await;
+    let before = app.statements();
+    let data = app.ok(user, QUERY, json!({})).await;
+    (app.statements() - before, data)
+}
+
+async fn statements_per_query_do_not_grow_with_playlists(app: TestApp) {
+    library(&app, "auth0|one", 1).await;
+    library(&app, "auth0|fifty", 50).await;
+    let (one, small) = cost(&app, "auth0|one").await;
+    let (fifty, large) = cost(&app, "auth0|fifty").await;
+    assert_eq!(
+        small["me"]["playlists"]["nodes"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        large["me"]["playlists"]["nodes"].as_array().unwrap().len(),
+        50
+    );
+    for playlist in large["me"]["playlists"]["nodes"].as_array().unwrap() {
+        assert_eq!(playlist["songs"]["totalCount"], 3);
+        assert_eq!(playlist["songs"]["nodes"].as_array().unwrap().len(), 3);
+    }
+    assert_eq!(
+        one, fifty,
+        "1 playlist cost {one} statements, 50 cost {fifty}"
+    );
+    // user row, songs page, songs count, playlists page, playlists count,
+    // one batch of playlist songs, one batch of their counts.
+    assert!(fifty <= 7, "the full query cost {fifty} statements");
+}
+
+async fn a_warm_me_is_one_statement(app: TestApp) {
+    app.ok("auth0|warm", "{ me { id } }", json!({})).await;
+    let before = app.statements();
+    app.ok(
+        "auth0|warm",
+        "{ me { displayName roles plan favGenre } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(app.statements() - before, 1);
+}
+
+on_both_databases!(
+    statements_per_query_do_not_grow_with_playlists,
+    a_warm_me_is_one_statement,
+);
