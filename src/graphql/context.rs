@@ -1,10 +1,9 @@
 //! What resolvers take from the context: the services (per schema) and the
 //! caller (per request).
 
-use async_graphql::{Context, dataloader::DataLoader};
+use async_graphql::Context;
 use tokio::sync::OnceCell;
 
-use super::loaders::{PlaylistSongCountLoader, PlaylistSongsLoader};
 use crate::{
     auth::{ADMIN_PERMISSION, Principal},
     error::{AppError, AppResult},
@@ -27,29 +26,19 @@ pub struct Services {
     pub limits: Limits,
 }
 
-/// One request's caller and loaders. Loaders live per request so that one
-/// user's cached rows can never answer another user's request.
+/// One request's caller. It lives per request, like every batch and cache of
+/// the schema, so one user's rows can never answer another user's request.
 pub struct RequestContext {
     principal: Option<Principal>,
     user: OnceCell<UserRecord>,
-    pub(super) playlist_songs: DataLoader<PlaylistSongsLoader>,
-    pub(super) playlist_song_counts: DataLoader<PlaylistSongCountLoader>,
 }
 
 impl RequestContext {
     /// The context of a request made by `principal` (`None`: anonymous).
-    pub fn new(principal: Option<Principal>, services: &Services) -> Self {
+    pub fn new(principal: Option<Principal>) -> Self {
         Self {
             principal,
             user: OnceCell::new(),
-            playlist_songs: DataLoader::new(
-                PlaylistSongsLoader(services.music.clone()),
-                tokio::spawn,
-            ),
-            playlist_song_counts: DataLoader::new(
-                PlaylistSongCountLoader(services.music.clone()),
-                tokio::spawn,
-            ),
         }
     }
 }

@@ -1,46 +1,68 @@
-//! Per-request DataLoaders: every playlist of a response asks for its songs,
-//! and one statement answers them all.
+//! Batch loading of the lists nested in a page of playlists.
+//!
+//! Every playlist of a page shares one [`PlaylistBatch`]. The first of them
+//! whose `songs` (or `songs.totalCount`) is resolved loads the songs of all
+//! of them in one statement, and the others read the result. Unlike a
+//! time-window DataLoader, the batch is fixed by the parent page, so the
+//! number of statements is exactly one per nested list field and page size,
+//! however the resolvers are scheduled across threads.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
-use async_graphql::dataloader::Loader;
+use tokio::sync::OnceCell;
 
-use crate::music::{MusicService, Page, PageOf, PlaylistSong};
+use crate::{
+    error::AppResult,
+    music::{MusicService, Page, PageOf, PlaylistSong, PlaylistSongsPage},
+};
 
-/// Loads a page of songs for many playlists at once. Keys carry the page
-/// arguments, so playlists asking for different pages are batched by page.
-pub struct PlaylistSongsLoader(pub MusicService);
-
-impl Loader<(i64, Page)> for PlaylistSongsLoader {
-    type Value = PageOf<PlaylistSong>;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[(i64, Page)],
-    ) -> Result<HashMap<(i64, Page), Self::Value>, Self::Error> {
-        let mut by_page: HashMap<Page, Vec<i64>> = HashMap::new();
-        for (id, page) in keys {
-            by_page.entry(*page).or_default().push(*id);
-        }
-        let mut out = HashMap::with_capacity(keys.len());
-        for (page, ids) in by_page {
-            for (id, songs) in self.0.playlist_songs(&ids, page).await? {
-                out.insert((id, page), songs);
-            }
-        }
-        Ok(out)
-    }
+/// The playlists of one page, and what has been loaded for them.
+#[derive(Default)]
+pub struct PlaylistBatch {
+    ids: Vec<i64>,
+    songs: Mutex<HashMap<Page, Arc<OnceCell<PlaylistSongsPage>>>>,
+    counts: OnceCell<HashMap<i64, u64>>,
 }
 
-/// Counts the songs of many playlists at once.
-pub struct PlaylistSongCountLoader(pub MusicService);
+impl PlaylistBatch {
+    /// A batch over the playlists `ids`.
+    pub fn new(ids: impl IntoIterator<Item = i64>) -> Arc<Self> {
+        Arc::new(Self {
+            ids: ids.into_iter().collect(),
+            ..Self::default()
+        })
+    }
 
-impl Loader<i64> for PlaylistSongCountLoader {
-    type Value = u64;
-    type Error = async_graphql::Error;
+    /// One page of playlist `id`'s songs, loading that page for the whole batch.
+    pub async fn songs(
+        &self,
+        music: &MusicService,
+        id: i64,
+        page: Page,
+    ) -> AppResult<PageOf<PlaylistSong>> {
+        let cell = {
+            // A poisoned lock only means another resolver panicked; the map is still sound.
+            let mut pages = self.songs.lock().unwrap_or_else(|e| e.into_inner());
+            pages.entry(page).or_default().clone()
+        };
+        let loaded = cell
+            .get_or_try_init(|| music.playlist_songs(&self.ids, page))
+            .await?;
+        Ok(loaded.get(&id).cloned().unwrap_or(PageOf {
+            items: Vec::new(),
+            has_next: false,
+        }))
+    }
 
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, u64>, Self::Error> {
-        Ok(self.0.playlist_song_counts(keys).await?)
+    /// How many songs playlist `id` holds, counting for the whole batch.
+    pub async fn song_count(&self, music: &MusicService, id: i64) -> AppResult<u64> {
+        let counts = self
+            .counts
+            .get_or_try_init(|| music.playlist_song_counts(&self.ids))
+            .await?;
+        Ok(counts.get(&id).copied().unwrap_or(0))
     }
 }

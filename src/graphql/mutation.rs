@@ -210,7 +210,7 @@ impl MutationRoot {
     ) -> Result<Playlist> {
         let user = caller(ctx).await?;
         let ids = song_ids(input.song_ids.as_deref().unwrap_or_default())?;
-        Ok(Playlist(
+        Ok(Playlist::from(
             services(ctx)
                 .music
                 .create_playlist(&user, &input.name, ids)
@@ -228,7 +228,7 @@ impl MutationRoot {
         let user = caller(ctx).await?;
         let id = parse_id("playlist", &id)?;
         let music = &services(ctx).music;
-        Ok(Playlist(match input.name {
+        Ok(Playlist::from(match input.name {
             Some(name) => music.rename_playlist(&user, id, &name).await?,
             None => music.own_playlist(&user, id).await?,
         }))
@@ -257,7 +257,7 @@ impl MutationRoot {
         let user = caller(ctx).await?;
         let id = parse_id("playlist", &playlist_id)?;
         let ids = self::song_ids(&song_ids)?;
-        Ok(Playlist(
+        Ok(Playlist::from(
             services(ctx).music.add_songs(&user, id, ids).await?,
         ))
     }
@@ -272,7 +272,7 @@ impl MutationRoot {
         let user = caller(ctx).await?;
         let id = parse_id("playlist", &playlist_id)?;
         let ids = self::song_ids(&song_ids)?;
-        Ok(Playlist(
+        Ok(Playlist::from(
             services(ctx).music.remove_songs(&user, id, ids).await?,
         ))
     }
@@ -286,7 +286,9 @@ impl MutationRoot {
     ) -> Result<Playlist> {
         let user = caller(ctx).await?;
         let id = parse_id("playlist", &playlist_id)?;
-        Ok(Playlist(services(ctx).music.record_play(&user, id).await?))
+        Ok(Playlist::from(
+            services(ctx).music.record_play(&user, id).await?,
+        ))
     }
 
     /// Features or unfeatures one of the caller's playlists. Needs `playlist_editor`.
@@ -298,7 +300,7 @@ impl MutationRoot {
     ) -> Result<Playlist> {
         let user = caller(ctx).await?;
         let id = parse_id("playlist", &id)?;
-        Ok(Playlist(
+        Ok(Playlist::from(
             services(ctx)
                 .music
                 .set_featured(&user, id, featured)

@@ -4,7 +4,9 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::{
     context::{current_user, page, services},
-    types::{CountOf, Me, Playlist, PlaylistConnection, Song, caller, connection, parse_id},
+    types::{
+        CountOf, Me, Playlist, PlaylistConnection, Song, caller, parse_id, playlist_connection,
+    },
 };
 
 /// Reads. Everything but `featuredPlaylists` is the caller's own.
@@ -32,9 +34,7 @@ impl QueryRoot {
         caller(ctx).await?;
         let page = page(ctx, first, after)?;
         let items = services(ctx).music.featured_playlists(page).await?;
-        Ok(connection(page, items, CountOf::FeaturedPlaylists, |p| {
-            (p.id, Playlist(p))
-        }))
+        Ok(playlist_connection(page, items, CountOf::FeaturedPlaylists))
     }
 
     /// One of the caller's playlists, or a featured one. `NOT_FOUND` otherwise.
@@ -45,7 +45,7 @@ impl QueryRoot {
     ) -> Result<Playlist> {
         let user = caller(ctx).await?;
         let id = parse_id("playlist", &id)?;
-        Ok(Playlist(
+        Ok(Playlist::from(
             services(ctx).music.visible_playlist(&user, id).await?,
         ))
     }

@@ -1,6 +1,8 @@
 //! GraphQL object types. Each wraps a service value; none is a database row
 //! type itself, so the schema can change without touching the tables.
 
+use std::sync::Arc;
+
 use async_graphql::{
     ComplexObject, Context, ID, Json, Object, Result, SimpleObject, connection::PageInfo,
 };
@@ -8,7 +10,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::context::{current_user_id, page, request, services};
+use super::{
+    context::{current_user_id, page, services},
+    loaders::PlaylistBatch,
+};
 use crate::{
     entity::{playlists, songs},
     error::{AppError, AppResult},
@@ -47,7 +52,7 @@ pub(super) enum CountOf {
     UserSongs(String),
     UserPlaylists(String),
     FeaturedPlaylists,
-    PlaylistSongs(i64),
+    PlaylistSongs(i64, Arc<PlaylistBatch>),
 }
 
 /// A Relay connection type and its edge type, documented for the SDL.
@@ -125,11 +130,7 @@ async fn total_count(ctx: &Context<'_>, count: &CountOf) -> Result<u64> {
         CountOf::UserSongs(user) => music.count_songs(user).await?,
         CountOf::UserPlaylists(user) => music.count_playlists(user).await?,
         CountOf::FeaturedPlaylists => music.count_featured().await?,
-        CountOf::PlaylistSongs(id) => request(ctx)
-            .playlist_song_counts
-            .load_one(*id)
-            .await?
-            .unwrap_or(0),
+        CountOf::PlaylistSongs(id, batch) => batch.song_count(music, *id).await?,
     })
 }
 
@@ -204,34 +205,65 @@ impl Song {
 }
 
 /// A playlist: an ordered list of songs, with a play counter.
-pub struct Playlist(pub playlists::Model);
+pub struct Playlist {
+    model: playlists::Model,
+    batch: Arc<PlaylistBatch>,
+}
+
+impl From<playlists::Model> for Playlist {
+    /// A playlist on its own, as a mutation answers it.
+    fn from(model: playlists::Model) -> Self {
+        Self {
+            batch: PlaylistBatch::new([model.id]),
+            model,
+        }
+    }
+}
+
+/// A connection over a page of playlists that share one batch for their songs.
+pub(super) fn playlist_connection(
+    page: music::Page,
+    items: PageOf<playlists::Model>,
+    count: CountOf,
+) -> PlaylistConnection {
+    let batch = PlaylistBatch::new(items.items.iter().map(|p| p.id));
+    connection(page, items, count, |model| {
+        (
+            model.id,
+            Playlist {
+                model,
+                batch: batch.clone(),
+            },
+        )
+    })
+}
 
 /// A playlist: an ordered list of songs, with a play counter.
 #[Object]
 impl Playlist {
     /// The playlist's id.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.model.id.to_string())
     }
 
     /// The playlist's name.
     async fn name(&self) -> &str {
-        &self.0.name
+        &self.model.name
     }
 
     /// How many times the playlist was played.
     async fn plays(&self) -> i64 {
-        self.0.plays
+        self.model.plays
     }
 
     /// Whether the playlist is featured for every user.
     async fn featured(&self) -> bool {
-        self.0.featured
+        self.model.featured
     }
 
     /// When the playlist was created.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.model.created_at
     }
 
     /// The playlist's songs, in playlist order.
@@ -245,18 +277,14 @@ impl Playlist {
         after: Option<String>,
     ) -> Result<SongConnection> {
         let page = page(ctx, first, after)?;
-        let items = request(ctx)
-            .playlist_songs
-            .load_one((self.0.id, page))
-            .await?
-            .unwrap_or(PageOf {
-                items: Vec::new(),
-                has_next: false,
-            });
+        let items = self
+            .batch
+            .songs(&services(ctx).music, self.model.id, page)
+            .await?;
         Ok(connection(
             page,
             items,
-            CountOf::PlaylistSongs(self.0.id),
+            CountOf::PlaylistSongs(self.model.id, self.batch.clone()),
             |s| (s.position, Song(s.song)),
         ))
     }
@@ -356,11 +384,10 @@ impl Me {
     ) -> Result<PlaylistConnection> {
         let page = page(ctx, first, after)?;
         let items = services(ctx).music.playlists(&self.0.id, page).await?;
-        Ok(connection(
+        Ok(playlist_connection(
             page,
             items,
             CountOf::UserPlaylists(self.0.id.clone()),
-            |p| (p.id, Playlist(p)),
         ))
     }
 

@@ -73,7 +73,7 @@ async fn graphql(
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
-    let context = RequestContext::new(principal, &state.services);
+    let context = RequestContext::new(principal);
     state
         .schema
         .execute(request.into_inner().data(context))

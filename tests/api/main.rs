@@ -3,6 +3,8 @@
 mod helpers;
 
 mod authz;
+mod cli;
+mod http;
 mod inputs;
 mod me;
 mod migrations;

@@ -1,0 +1,170 @@
+//! The binary as an operator meets it: configuration errors, the token
+//! command, serving and shutting down on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+fn gateway() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_music-gateway"));
+    for var in [
+        "DATABASE_URL",
+        "LISTEN_ADDR",
+        "DATA_DIR",
+        "IDENTITY_MODE",
+        "MAX_PAGE_SIZE",
+        "DEFAULT_PAGE_SIZE",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_it() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let cases: [(&str, &str, &str); 4] = [
+        ("MAX_PAGE_SIZE", "0", "MAX_PAGE_SIZE"),
+        ("LISTEN_ADDR", "not-an-address", "LISTEN_ADDR"),
+        ("DATABASE_URL", "mysql://db/music", "DATABASE_URL"),
+        ("IDENTITY_MODE", "ldap", "IDENTITY_MODE"),
+    ];
+    for (var, value, named) in cases {
+        let output = gateway()
+            .env("DATA_DIR", dir.path())
+            .env(var, value)
+            .arg("schema")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(named),
+            "{var}={value}: stderr does not name it: {stderr}"
+        );
+        assert!(
+            stderr.lines().count() <= 4,
+            "{var}={value}: not one clear line: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_schema_command_prints_the_checked_in_sdl() {
+    let output = gateway().arg("schema").output().unwrap();
+    assert!(output.status.success());
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), checked_in);
+}
+
+#[tokio::test]
+async fn a_token_from_the_cli_is_accepted_by_the_gateway() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let output = gateway()
+        .env("DATA_DIR", &app.state.config.data_dir)
+        .args([
+            "token",
+            "--sub",
+            "auth0|cli",
+            "--scope",
+            "write:app_metadata",
+            "--email",
+            "cli@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let (status, body) = app
+        .post(Some(&token), "{ me { id email } }", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["me"],
+        json!({"id": "auth0|cli", "email": "cli@example.com"})
+    );
+    let (_, admin) = app
+        .post(
+            Some(&token),
+            "mutation { setUserPlan(userId: \"auth0|cli\", plan: PREMIUM) { plan } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(admin["data"]["setUserPlan"]["plan"], "PREMIUM", "{admin}");
+}
+
+#[tokio::test]
+async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let demo = gateway()
+        .env("DATA_DIR", dir.path())
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let token = String::from_utf8(demo.stdout).unwrap().trim().to_owned();
+    assert!(dir.path().join("music.db").exists());
+    assert!(dir.path().join("signing-key.pem").exists());
+
+    let mut child = gateway()
+        .env("DATA_DIR", dir.path())
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the gateway exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("GraphiQL:") {
+            break rest.trim().to_owned();
+        }
+    };
+    // Drain the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"query": "{ me { id songs { totalCount } playlists { nodes { name plays } } } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["me"]["id"], "demo|listener", "{body}");
+    assert_eq!(body["data"]["me"]["songs"]["totalCount"], 8);
+    assert_eq!(body["data"]["me"]["playlists"]["nodes"][0]["plays"], 12);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
