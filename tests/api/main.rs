@@ -4,6 +4,8 @@ mod helpers;
 
 mod authz;
 mod cli;
+mod fake_auth0;
+mod fake_auth0_tests;
 mod http;
 mod inputs;
 mod me;
