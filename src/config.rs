@@ -128,6 +128,44 @@ pub struct Settings {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024), global = true)]
     pub max_body_bytes: u64,
+    /// Auth0 tenant: a host such as `example.eu.auth0.com`, or a full
+    /// `http(s)://host:port` URL (a local Auth0 for tests). Auth0 mode only.
+    #[arg(long, env = "AUTH0_DOMAIN", global = true)]
+    pub auth0_domain: Option<String>,
+    /// The identifier of the Auth0 API that access tokens are issued for.
+    #[arg(long, env = "AUTH0_AUDIENCE", global = true)]
+    pub auth0_audience: Option<String>,
+    /// Client id of the machine-to-machine application for the Management API.
+    #[arg(long, env = "AUTH0_CLIENT_ID", global = true)]
+    pub auth0_client_id: Option<String>,
+    /// Its client secret. Never logged.
+    #[arg(
+        long,
+        env = "AUTH0_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub auth0_client_secret: Option<String>,
+    /// The namespaced access-token claim holding the user's roles (set by a post-login Action).
+    #[arg(
+        long,
+        env = "AUTH0_ROLES_CLAIM",
+        default_value = "https://music-gateway.example/roles",
+        global = true
+    )]
+    pub auth0_roles_claim: String,
+    /// Management API requests a second the gateway allows itself (Auth0's free tier: 2).
+    #[arg(long, env = "AUTH0_MGMT_RATE", default_value_t = 2.0, global = true)]
+    pub auth0_mgmt_rate: f64,
+    /// Management API requests the gateway may send at once after a quiet spell.
+    #[arg(long, env = "AUTH0_MGMT_BURST", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub auth0_mgmt_burst: u32,
+    /// Age after which a profile is refreshed from Auth0 in the background.
+    #[arg(long, env = "PROFILE_TTL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub profile_ttl_seconds: u64,
+    /// Timeout of one Management API call, in milliseconds.
+    #[arg(long, env = "AUTH0_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub auth0_timeout_ms: u64,
     /// Size of the database connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub db_max_connections: u32,
@@ -168,6 +206,58 @@ pub struct Config {
     pub cors: CorsOrigins,
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
+    /// The Auth0 tenant, in the auth0 identity mode.
+    pub auth0: Option<Auth0Config>,
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Settings of the auth0 identity mode.
+#[derive(Debug, Clone)]
+pub struct Auth0Config {
+    /// `https://tenant.example.auth0.com`, without a trailing slash.
+    pub base_url: String,
+    /// The audience of user access tokens (the gateway's API identifier).
+    pub audience: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub roles_claim: String,
+    pub mgmt_rate: f64,
+    pub mgmt_burst: u32,
+    pub profile_ttl: std::time::Duration,
+    pub timeout: std::time::Duration,
+}
+
+impl Auth0Config {
+    /// The issuer of the tenant's tokens: Auth0's ends with a slash.
+    pub fn issuer(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    /// The JWKS of the tenant.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.base_url)
+    }
 }
 
 /// Which browser origins may call the API.
@@ -193,12 +283,10 @@ impl Settings {
                 ),
             ));
         }
-        if self.identity_mode == IdentityMode::Auth0 {
-            return Err(ConfigError::new(
-                "IDENTITY_MODE",
-                "`auth0` is not available in this version yet; use `local`",
-            ));
-        }
+        let auth0 = match self.identity_mode {
+            IdentityMode::Local => None,
+            IdentityMode::Auth0 => Some(self.auth0_config()?),
+        };
         if let Some(secret) = &self.jwt_hs256_secret
             && secret.len() < 32
         {
@@ -248,8 +336,80 @@ impl Settings {
             // The range check above keeps this well inside usize.
             max_body_bytes: self.max_body_bytes as usize,
             db_max_connections: self.db_max_connections,
+            auth0,
         })
     }
+
+    fn auth0_config(&self) -> Result<Auth0Config, ConfigError> {
+        fn required(value: &Option<String>, setting: &'static str) -> Result<String, ConfigError> {
+            match value.as_deref().map(str::trim) {
+                Some(v) if !v.is_empty() => Ok(v.to_owned()),
+                _ => Err(ConfigError::new(
+                    setting,
+                    "is required when IDENTITY_MODE=auth0",
+                )),
+            }
+        }
+        let base_url = parse_auth0_domain(&required(&self.auth0_domain, "AUTH0_DOMAIN")?)?;
+        let roles_claim = self.auth0_roles_claim.trim().to_owned();
+        let namespaced = (roles_claim.starts_with("https://")
+            || roles_claim.starts_with("http://"))
+            && !roles_claim.contains(".auth0.com");
+        if !namespaced {
+            return Err(ConfigError::new(
+                "AUTH0_ROLES_CLAIM",
+                "must be namespaced with an http(s) URL that is not an Auth0 domain, e.g. https://music.example/roles",
+            ));
+        }
+        if !(self.auth0_mgmt_rate.is_finite()
+            && self.auth0_mgmt_rate > 0.0
+            && self.auth0_mgmt_rate <= 1000.0)
+        {
+            return Err(ConfigError::new(
+                "AUTH0_MGMT_RATE",
+                "must be a number of requests a second above 0 and at most 1000",
+            ));
+        }
+        Ok(Auth0Config {
+            base_url,
+            audience: required(&self.auth0_audience, "AUTH0_AUDIENCE")?,
+            client_id: required(&self.auth0_client_id, "AUTH0_CLIENT_ID")?,
+            client_secret: Secret::new(required(&self.auth0_client_secret, "AUTH0_CLIENT_SECRET")?),
+            roles_claim,
+            mgmt_rate: self.auth0_mgmt_rate,
+            mgmt_burst: self.auth0_mgmt_burst,
+            profile_ttl: std::time::Duration::from_secs(self.profile_ttl_seconds),
+            timeout: std::time::Duration::from_millis(self.auth0_timeout_ms),
+        })
+    }
+}
+
+/// `tenant.eu.auth0.com` becomes `https://tenant.eu.auth0.com`; a full URL
+/// (for a local Auth0 in tests) is kept without its trailing slash.
+fn parse_auth0_domain(raw: &str) -> Result<String, ConfigError> {
+    let invalid = || {
+        ConfigError::new(
+            "AUTH0_DOMAIN",
+            format!(
+                "`{raw}` is not a tenant host such as example.eu.auth0.com or a URL such as http://127.0.0.1:3000"
+            ),
+        )
+    };
+    let (scheme, rest) = match raw.split_once("://") {
+        Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+        Some(_) => return Err(invalid()),
+        None => ("https", raw),
+    };
+    let host = rest.trim_end_matches('/');
+    let valid = !host.is_empty()
+        && !host.contains('/')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !valid {
+        return Err(invalid());
+    }
+    Ok(format!("{scheme}://{host}"))
 }
 
 fn parse_cors(raw: &str) -> Result<CorsOrigins, ConfigError> {
@@ -288,6 +448,7 @@ impl Config {
         let data_dir = data_dir.into();
         Settings {
             database_url: None,
+            identity_mode: IdentityMode::Local,
             data_dir,
             ..settings
         }
@@ -345,6 +506,47 @@ mod tests {
         );
         let err = settings(&["--cors-allowed-origins", "https://a.example/"]).unwrap_err();
         assert!(err.contains("CORS_ALLOWED_ORIGINS"), "{err}");
+    }
+
+    #[test]
+    fn auth0_mode_needs_its_settings_and_never_prints_the_secret() {
+        let err = settings(&["--identity-mode", "auth0"]).unwrap_err();
+        assert!(err.contains("AUTH0_DOMAIN"), "{err}");
+        let base = [
+            "--identity-mode",
+            "auth0",
+            "--auth0-domain",
+            "example.eu.auth0.com",
+            "--auth0-audience",
+            "https://api.example",
+            "--auth0-client-id",
+            "id",
+        ];
+        let err = settings(&base).unwrap_err();
+        assert!(err.contains("AUTH0_CLIENT_SECRET"), "{err}");
+        let mut args = base.to_vec();
+        args.extend(["--auth0-client-secret", "s3cret-value"]);
+        let config = settings(&args).unwrap();
+        let auth0 = config.auth0.as_ref().unwrap();
+        assert_eq!(auth0.issuer(), "https://example.eu.auth0.com/");
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+        args.extend(["--auth0-roles-claim", "roles"]);
+        assert!(settings(&args).unwrap_err().contains("AUTH0_ROLES_CLAIM"));
+    }
+
+    #[test]
+    fn auth0_domain_accepts_hosts_and_local_urls() {
+        assert_eq!(
+            parse_auth0_domain("t.auth0.com").unwrap(),
+            "https://t.auth0.com"
+        );
+        assert_eq!(
+            parse_auth0_domain("http://127.0.0.1:4000/").unwrap(),
+            "http://127.0.0.1:4000"
+        );
+        assert!(parse_auth0_domain("ftp://x").is_err());
+        assert!(parse_auth0_domain("https://t.auth0.com/api").is_err());
+        assert!(parse_auth0_domain("bad host").is_err());
     }
 
     #[test]

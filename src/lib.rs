@@ -6,6 +6,7 @@
 //! and the tests run the same code.
 
 pub mod auth;
+pub mod auth0;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -24,12 +25,13 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::{LocalIssuer, TokenVerifier},
-    config::{Config, IdentityMode},
+    auth::{KeySource, LocalIssuer, RemoteJwks, TokenVerifier},
+    auth0::ManagementClient,
+    config::Config,
     db::StatementCounter,
     graphql::{AppSchema, Limits, Services},
     music::MusicService,
-    profile::ProfileService,
+    profile::{Auth0Mirror, ProfileService, Workers},
 };
 
 /// What every request handler can reach.
@@ -43,6 +45,8 @@ pub struct AppState {
     /// The local issuer, in the local identity mode.
     pub issuer: Option<LocalIssuer>,
     pub statements: StatementCounter,
+    /// The auth0 mode's background workers (refresh queue, outbox).
+    pub workers: Option<Arc<Workers>>,
 }
 
 /// The built application: its state and its router.
@@ -57,22 +61,41 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (db, statements) = db::connect(&config.database_url, config.db_max_connections).await?;
         db::migrate(&db).await?;
-        let issuer = match config.identity_mode {
-            IdentityMode::Local => Some(local_issuer(&config)?),
-            IdentityMode::Auth0 => None,
+        let (issuer, verifier, mirror) = match &config.auth0 {
+            None => {
+                let issuer = local_issuer(&config)?;
+                let keys =
+                    HashMap::from([(issuer.kid().to_owned(), issuer.decoding_key().clone())]);
+                let verifier = TokenVerifier::new(
+                    &config.token_issuer,
+                    &config.token_audience,
+                    KeySource::Static(keys),
+                    config.jwt_hs256_secret.as_deref(),
+                    None,
+                );
+                (Some(issuer), verifier, None)
+            }
+            Some(auth0) => {
+                let jwks = Arc::new(RemoteJwks::new(auth0.jwks_url(), auth0.timeout)?);
+                if let Err(e) = jwks.fetch().await {
+                    // Not fatal: the keys are fetched again when a token needs them.
+                    tracing::warn!(error = %e, "cannot fetch the tenant's signing keys at start-up");
+                }
+                let verifier = TokenVerifier::new(
+                    &auth0.issuer(),
+                    &auth0.audience,
+                    KeySource::Remote(jwks),
+                    config.jwt_hs256_secret.as_deref(),
+                    Some(auth0.roles_claim.clone()),
+                );
+                let client = Arc::new(ManagementClient::new(auth0)?);
+                let (mirror, queue) = Auth0Mirror::new(db.clone(), client, auth0.profile_ttl);
+                let workers = mirror.spawn_workers(queue);
+                (None, verifier, Some((mirror, workers)))
+            }
         };
-        let keys: HashMap<_, _> = issuer
-            .iter()
-            .map(|i| (i.kid().to_owned(), i.decoding_key().clone()))
-            .collect();
-        let verifier = TokenVerifier::new(
-            &config.token_issuer,
-            &config.token_audience,
-            keys,
-            config.jwt_hs256_secret.as_deref(),
-            None,
-        );
-        let profiles = ProfileService::new(db.clone(), config.playlist_editor_threshold);
+        let (mirror, workers) = mirror.unzip();
+        let profiles = ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror);
         let services = Services {
             music: MusicService::new(db.clone(), profiles.clone()),
             profiles,
@@ -89,6 +112,7 @@ impl App {
             verifier: Arc::new(verifier),
             issuer,
             statements,
+            workers: workers.map(Arc::new),
         };
         Ok(Self {
             router: http::router(state.clone()),

@@ -5,11 +5,13 @@
 //! Nothing in a token's header can make the gateway pick another algorithm or
 //! verify an RS256 key as an HMAC secret.
 
+mod jwks;
 mod local_issuer;
 mod verifier;
 
+pub use jwks::RemoteJwks;
 pub use local_issuer::LocalIssuer;
-pub use verifier::{TokenError, TokenVerifier};
+pub use verifier::{KeySource, TokenError, TokenVerifier};
 
 /// The scope or permission that lets a token write any user's app_metadata.
 pub const ADMIN_PERMISSION: &str = "write:app_metadata";

@@ -1,12 +1,12 @@
 //! Access-token validation.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Principal;
+use super::{Principal, jwks::RemoteJwks};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 30;
@@ -59,11 +59,19 @@ struct Claims {
     other: HashMap<String, Value>,
 }
 
+/// Where RS256 keys come from.
+pub enum KeySource {
+    /// A fixed set by `kid` (the local issuer's key).
+    Static(HashMap<String, DecodingKey>),
+    /// The identity provider's JWKS.
+    Remote(Arc<RemoteJwks>),
+}
+
 /// Validates access tokens for one issuer and audience.
 pub struct TokenVerifier {
     rs256: Validation,
     hs256: Option<(Validation, DecodingKey)>,
-    keys: HashMap<String, DecodingKey>,
+    keys: KeySource,
     roles_claim: Option<String>,
 }
 
@@ -73,7 +81,7 @@ impl TokenVerifier {
     pub fn new(
         issuer: &str,
         audience: &str,
-        keys: HashMap<String, DecodingKey>,
+        keys: KeySource,
         hs256_secret: Option<&str>,
         roles_claim: Option<String>,
     ) -> Self {
@@ -100,19 +108,24 @@ impl TokenVerifier {
     }
 
     /// Validates `token` and returns who it speaks for.
-    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // `alg: none` and other unknown algorithms fail to parse here.
             ErrorKind::Json(_) => TokenError::UnsupportedAlgorithm,
             _ => TokenError::Malformed,
         })?;
+        let remote_key;
         let (validation, key) = match header.alg {
             Algorithm::RS256 => {
-                let key = match header.kid.as_deref() {
-                    Some(kid) => self.keys.get(kid),
-                    // A token without `kid` is accepted only when there is no doubt which key.
-                    None if self.keys.len() == 1 => self.keys.values().next(),
-                    None => None,
+                let key = match (&self.keys, header.kid.as_deref()) {
+                    (KeySource::Static(keys), Some(kid)) => keys.get(kid),
+                    // Without `kid`, only a single local key leaves no doubt.
+                    (KeySource::Static(keys), None) if keys.len() == 1 => keys.values().next(),
+                    (KeySource::Remote(jwks), Some(kid)) => {
+                        remote_key = jwks.key(kid).await;
+                        remote_key.as_ref()
+                    }
+                    _ => None,
                 };
                 (&self.rs256, key.ok_or(TokenError::UnknownKey)?)
             }

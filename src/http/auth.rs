@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for MaybePrincipal {
             })
             .filter(|t| !t.is_empty())
             .ok_or(InvalidToken(TokenError::NotBearer))?;
-        match state.verifier.verify(token) {
+        match state.verifier.verify(token).await {
             Ok(principal) => Ok(Self(Some(principal))),
             Err(e) => {
                 tracing::info!(reason = %e, "refused an access token");

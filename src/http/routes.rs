@@ -6,7 +6,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Query, State},
     http::{HeaderValue, Method, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -28,7 +28,8 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/playlists/getPlays", get(get_plays));
     if state.issuer.is_some() {
         router = router.route("/.well-known/jwks.json", get(jwks));
     }
@@ -108,11 +109,87 @@ async fn jwks(State(state): State<AppState>) -> Response {
 
 /// Prometheus text format: counters the load test and operators read.
 async fn metrics(State(state): State<AppState>) -> Response {
+    let auth0_calls = state
+        .services
+        .profiles
+        .auth0()
+        .map_or(0, |mirror| mirror.client().calls());
     let body = format!(
         "# HELP gateway_sql_statements_total SQL statements sent to the database.\n\
          # TYPE gateway_sql_statements_total counter\n\
-         gateway_sql_statements_total {}\n",
+         gateway_sql_statements_total {}\n\
+         # HELP gateway_auth0_management_calls_total Requests sent to Auth0's Management API.\n\
+         # TYPE gateway_auth0_management_calls_total counter\n\
+         gateway_auth0_management_calls_total {auth0_calls}\n",
         state.statements.get()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The scope a machine token needs for the plays endpoint.
+pub const READ_PLAYS: &str = "read:plays";
+
+#[derive(serde::Deserialize)]
+struct PlaysQuery {
+    user_id: Option<String>,
+}
+
+/// The seed's `GET /playlists/getPlays?user_id=…`, kept for post-login
+/// Actions: a user's total plays as a plain number, for a machine token with
+/// `read:plays`.
+async fn get_plays(
+    State(state): State<AppState>,
+    MaybePrincipal(principal): MaybePrincipal,
+    Query(query): Query<PlaysQuery>,
+) -> Response {
+    let Some(principal) = principal else {
+        return plain_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "this needs a bearer token with read:plays",
+        );
+    };
+    if !principal.grants(READ_PLAYS) {
+        return plain_error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this needs the read:plays permission",
+        );
+    }
+    let Some(user_id) = query.user_id.filter(|u| !u.trim().is_empty()) else {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "user_id is required",
+        );
+    };
+    match state.services.music.total_plays(&user_id).await {
+        Ok(total) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            total.to_string(),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "getPlays failed");
+            plain_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "internal server error",
+            )
+        }
+    }
+}
+
+fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (
+        status,
+        Json(serde_json::json!({"error": code, "message": message})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }

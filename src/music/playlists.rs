@@ -258,6 +258,7 @@ impl MusicService {
             .apply_editor_rule(&txn, user_id, total)
             .await?;
         txn.commit().await?;
+        self.profiles.wake_outbox();
         Ok(())
     }
 
@@ -333,6 +334,7 @@ impl MusicService {
             .await?;
         let playlist = own_playlist(&txn, user_id, id).await?;
         txn.commit().await?;
+        self.profiles.wake_outbox();
         Ok(playlist)
     }
 

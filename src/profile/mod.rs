@@ -6,7 +6,12 @@
 //! provider's side of every write is kept in this module, so the Auth0 mode
 //! changes this module and not the resolvers.
 
+mod auth0;
 pub mod metadata;
+
+pub use auth0::{Auth0Mirror, Workers};
+
+use std::sync::Arc;
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
@@ -152,6 +157,8 @@ pub struct MeUpdate {
 pub struct ProfileService {
     db: DatabaseConnection,
     editor_threshold: i64,
+    /// The Auth0 side, in the auth0 identity mode; `None`: the table is the authority.
+    auth0: Option<Arc<Auth0Mirror>>,
 }
 
 const SELECT_USER: &str = "SELECT u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, \
@@ -159,10 +166,15 @@ const SELECT_USER: &str = "SELECT u.id, u.email, u.name, u.picture, u.user_metad
 
 impl ProfileService {
     /// A service over `db`, granting `playlist_editor` at `editor_threshold` plays.
-    pub fn new(db: DatabaseConnection, editor_threshold: i64) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        editor_threshold: i64,
+        auth0: Option<Arc<Auth0Mirror>>,
+    ) -> Self {
         Self {
             db,
             editor_threshold,
+            auth0,
         }
     }
 
@@ -184,11 +196,25 @@ impl ProfileService {
         Ok(UserRecord::find_by_statement(stmt).one(conn).await?)
     }
 
-    /// The caller's record, created from the token's claims on first sight.
+    /// The caller's record: in local mode created from the token's claims on
+    /// first sight; in auth0 mode under the mirror's refresh policy.
     pub async fn get_or_create(&self, principal: &Principal) -> AppResult<UserRecord> {
+        if let Some(mirror) = &self.auth0 {
+            return mirror.user_for(principal).await;
+        }
         if let Some(user) = Self::find(&self.db, &principal.user_id).await? {
             return Ok(user);
         }
+        Self::insert_from_claims(&self.db, principal, Some(Utc::now())).await
+    }
+
+    /// Creates a user's row from the token's claims (roles from the roles
+    /// claim); `synced_at` `None` marks it as not yet synced.
+    async fn insert_from_claims(
+        db: &DatabaseConnection,
+        principal: &Principal,
+        synced_at: Option<DateTime<Utc>>,
+    ) -> AppResult<UserRecord> {
         let now = Utc::now();
         let mut app_metadata = Map::new();
         if let Some(roles) = &principal.claimed_roles {
@@ -200,49 +226,35 @@ impl ProfileService {
             name: Set(principal.name.clone()),
             picture: Set(principal.picture.clone()),
             user_metadata: Set(Value::Object(Map::new())),
-            app_metadata: Set(Value::Object(app_metadata.clone())),
-            synced_at: Set(Some(now)),
+            app_metadata: Set(Value::Object(app_metadata)),
+            synced_at: Set(synced_at),
             created_at: Set(now),
             updated_at: Set(now),
         };
-        // Two first requests of one user may race; the loser reads the winner's row.
-        let inserted = users::Entity::insert(row)
+        // Two first requests of one user may race; both then read the winner's row.
+        users::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(users::Column::Id)
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(db)
             .await?;
-        if inserted == 0 {
-            return Self::find(&self.db, &principal.user_id)
-                .await?
-                .ok_or_else(|| {
-                    AppError::Internal(anyhow::anyhow!("user row vanished after insert"))
-                });
-        }
         tracing::info!(user_id = %principal.user_id, "first request of a new user");
-        Ok(UserRecord {
-            id: principal.user_id.clone(),
-            email: principal.email.clone(),
-            name: principal.name.clone(),
-            picture: principal.picture.clone(),
-            user_metadata: Value::Object(Map::new()),
-            app_metadata: Value::Object(app_metadata),
-            synced_at: Some(now),
-            fav_genre: None,
-        })
+        Self::find(db, &principal.user_id)
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("user row vanished after insert")))
     }
 
     /// Applies the user's own changes: display name and preferences to
     /// user_metadata (Auth0's merge rules), favourite genre to the music
     /// database, all or nothing.
+    ///
+    /// In auth0 mode the user_metadata patch goes to Auth0 first, and the
+    /// database changes only once Auth0 accepted it; when Auth0 refuses or
+    /// cannot be reached, nothing changes anywhere. The transaction is opened
+    /// after Auth0 answered, so no database lock is held across the call.
     pub async fn update_me(&self, user_id: &str, update: MeUpdate) -> AppResult<UserRecord> {
-        let txn = self.db.begin().await?;
-        lock_user(&txn, user_id).await?;
-        let current = Self::find(&txn, user_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("user", user_id))?;
         let mut patch = update.preferences.unwrap_or_default();
         if let Some(display_name) = update.display_name {
             patch.insert(
@@ -250,7 +262,26 @@ impl ProfileService {
                 display_name.map(Value::String).unwrap_or(Value::Null),
             );
         }
-        if !patch.is_empty() {
+        let mut accepted = None;
+        if let Some(mirror) = &self.auth0
+            && !patch.is_empty()
+        {
+            let current = Self::find(&self.db, user_id)
+                .await?
+                .ok_or_else(|| AppError::not_found("user", user_id))?;
+            let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
+            metadata::merge(&mut user_metadata, &patch);
+            metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
+            accepted = Some(mirror.patch_user_metadata(user_id, &patch).await?);
+        }
+        let txn = self.db.begin().await?;
+        lock_user(&txn, user_id).await?;
+        let current = Self::find(&txn, user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("user", user_id))?;
+        if let (Some(mirror), Some(user)) = (&self.auth0, &accepted) {
+            mirror.store_patched(&txn, user).await?;
+        } else if !patch.is_empty() {
             let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
             metadata::merge(&mut user_metadata, &patch);
             metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
@@ -317,11 +348,13 @@ impl ProfileService {
         let mut app_metadata = current.app_meta().cloned().unwrap_or_default();
         metadata::merge(&mut app_metadata, &patch);
         metadata::check_size(current.user_meta().unwrap_or(&Map::new()), &app_metadata)?;
-        write_app_metadata(&txn, user_id, app_metadata).await?;
+        self.write_app_metadata(&txn, user_id, app_metadata, patch)
+            .await?;
         let updated = Self::find(&txn, user_id)
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         txn.commit().await?;
+        self.wake_outbox();
         Ok(updated)
     }
 
@@ -348,6 +381,8 @@ impl ProfileService {
         } else {
             roles.retain(|r| r != PLAYLIST_EDITOR);
         }
+        let mut patch = Map::new();
+        patch.insert("roles".into(), roles.clone().into());
         app_metadata.insert("roles".into(), roles.into());
         tracing::info!(
             user_id,
@@ -355,25 +390,46 @@ impl ProfileService {
             granted = should_hold,
             "playlist_editor rule applied"
         );
-        write_app_metadata(conn, user_id, app_metadata).await
+        self.write_app_metadata(conn, user_id, app_metadata, patch)
+            .await
     }
-}
 
-async fn write_app_metadata<C: ConnectionTrait>(
-    conn: &C,
-    user_id: &str,
-    app_metadata: Map<String, Value>,
-) -> AppResult<()> {
-    users::Entity::update_many()
-        .col_expr(
-            users::Column::AppMetadata,
-            Value::Object(app_metadata).into(),
-        )
-        .col_expr(users::Column::UpdatedAt, Utc::now().into())
-        .filter(users::Column::Id.eq(user_id))
-        .exec(conn)
-        .await?;
-    Ok(())
+    /// Writes the mirror's app_metadata and, in auth0 mode, records `patch`
+    /// (top-level keys with absolute values) in the outbox, in the caller's
+    /// transaction: both or neither.
+    async fn write_app_metadata<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: &str,
+        app_metadata: Map<String, Value>,
+        patch: Map<String, Value>,
+    ) -> AppResult<()> {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::AppMetadata,
+                Value::Object(app_metadata).into(),
+            )
+            .col_expr(users::Column::UpdatedAt, Utc::now().into())
+            .filter(users::Column::Id.eq(user_id))
+            .exec(conn)
+            .await?;
+        if let Some(mirror) = &self.auth0 {
+            mirror.enqueue_app_metadata(conn, user_id, patch).await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the outbox worker after a commit that may have added entries.
+    pub fn wake_outbox(&self) {
+        if let Some(mirror) = &self.auth0 {
+            mirror.wake_outbox();
+        }
+    }
+
+    /// The Auth0 side, in the auth0 identity mode.
+    pub fn auth0(&self) -> Option<&Arc<Auth0Mirror>> {
+        self.auth0.as_ref()
+    }
 }
 
 /// Serializes writers of one user: the first statement of every write

@@ -1,0 +1,356 @@
+//! The Management API client.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::RateBudget;
+use crate::config::{Auth0Config, Secret};
+
+/// Attempts per call, the first included.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// Longest wait for Auth0's rate-limit reset that a call sits through.
+const MAX_RESET_WAIT: Duration = Duration::from_secs(30);
+
+/// The fields the gateway reads from a user.
+const USER_FIELDS: &str = "user_id,email,name,picture,user_metadata,app_metadata";
+
+/// Why a Management API call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Auth0Error {
+    /// Auth0 has no such user.
+    #[error("the user does not exist at Auth0")]
+    NotFound,
+    /// Auth0 refused the request as invalid (a 4xx other than 404 and 429).
+    #[error("Auth0 refused the request: {0}")]
+    Refused(String),
+    /// The call was not made: the rate budget had no token and the caller would not wait.
+    #[error("the Management API budget is spent for now")]
+    BudgetSpent,
+    /// Auth0 could not be reached or kept failing after retries.
+    #[error("Auth0 is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Whether a call may wait for the rate budget and for retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Only if a token is available now, and no retries: the caller has a
+    /// fallback and a request is waiting on it.
+    No,
+    /// Wait for the budget and retry with backoff.
+    Yes,
+}
+
+/// A user as the Management API returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Auth0User {
+    pub user_id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub picture: Option<String>,
+    #[serde(default)]
+    pub user_metadata: Option<Value>,
+    #[serde(default)]
+    pub app_metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default = "default_expires_in")]
+    expires_in: u64,
+}
+
+fn default_expires_in() -> u64 {
+    86_400
+}
+
+/// The client: one per gateway, cheap to share.
+pub struct ManagementClient {
+    http: reqwest::Client,
+    base_url: String,
+    client_id: String,
+    client_secret: Secret,
+    budget: Arc<RateBudget>,
+    token: Mutex<Option<(String, Instant)>>,
+    calls: AtomicU64,
+}
+
+enum Attempt {
+    Done(Result<Value, Auth0Error>),
+    Retry(String),
+    RetryAfter(Instant, String),
+}
+
+impl ManagementClient {
+    /// A client for the tenant of `config`.
+    pub fn new(config: &Auth0Config) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
+            .user_agent(concat!("music-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: config.base_url.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            budget: Arc::new(RateBudget::new(config.mgmt_rate, config.mgmt_burst)),
+            token: Mutex::new(None),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Management API requests sent since start-up.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The shared rate budget.
+    pub fn budget(&self) -> &RateBudget {
+        &self.budget
+    }
+
+    fn user_url(&self, user_id: &str) -> String {
+        // Ids such as `google-oauth2|123` must be encoded (`|` is `%7C`).
+        let encoded: String = url_encode(user_id);
+        format!("{}/api/v2/users/{encoded}", self.base_url)
+    }
+
+    /// `GET /api/v2/users/{id}` with the fields the gateway mirrors.
+    #[tracing::instrument(skip(self), err(level = "warn"))]
+    pub async fn get_user(&self, user_id: &str, wait: Wait) -> Result<Auth0User, Auth0Error> {
+        let url = format!(
+            "{}?fields={USER_FIELDS}&include_fields=true",
+            self.user_url(user_id)
+        );
+        let value = self.call(Method::GET, &url, None, wait).await?;
+        serde_json::from_value(value)
+            .map_err(|e| Auth0Error::Unavailable(format!("unexpected user body: {e}")))
+    }
+
+    /// `PATCH /api/v2/users/{id}` with `body`, e.g. `{"user_metadata": {...}}`.
+    #[tracing::instrument(skip(self, body), err(level = "warn"))]
+    pub async fn patch_user(
+        &self,
+        user_id: &str,
+        body: &Value,
+        wait: Wait,
+    ) -> Result<Auth0User, Auth0Error> {
+        let value = self
+            .call(Method::PATCH, &self.user_url(user_id), Some(body), wait)
+            .await?;
+        serde_json::from_value(value)
+            .map_err(|e| Auth0Error::Unavailable(format!("unexpected user body: {e}")))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        wait: Wait,
+    ) -> Result<Value, Auth0Error> {
+        let mut last = String::new();
+        for attempt in 1..=MAX_ATTEMPTS {
+            match wait {
+                Wait::Yes => self.budget.acquire().await,
+                Wait::No if self.budget.try_acquire() => {}
+                Wait::No => return Err(Auth0Error::BudgetSpent),
+            }
+            let outcome = self.attempt(method.clone(), url, body).await;
+            let retry_at = match outcome {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(why) => {
+                    last = why;
+                    // 200 ms, 400 ms, 800 ms, with jitter so that callers spread out.
+                    let base = 200u64 << (attempt - 1);
+                    Instant::now() + Duration::from_millis(base + rand::random::<u64>() % base)
+                }
+                Attempt::RetryAfter(until, why) => {
+                    last = why;
+                    until
+                }
+            };
+            if wait == Wait::No || attempt == MAX_ATTEMPTS {
+                break;
+            }
+            tokio::time::sleep(retry_at.saturating_duration_since(Instant::now())).await;
+        }
+        Err(Auth0Error::Unavailable(last))
+    }
+
+    async fn attempt(&self, method: Method, url: &str, body: Option<&Value>) -> Attempt {
+        let token = match self.access_token().await {
+            Ok(token) => token,
+            Err(why) => return Attempt::Retry(why),
+        };
+        let mut request = self.http.request(method, url).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Attempt::Retry(transport_error(&e)),
+        };
+        let status = response.status();
+        let reset = reset_instant(response.headers());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match status {
+            s if s.is_success() => Attempt::Done(Ok(body)),
+            StatusCode::NOT_FOUND => Attempt::Done(Err(Auth0Error::NotFound)),
+            StatusCode::UNAUTHORIZED => {
+                // The token was revoked or expired early: fetch a new one next time.
+                *self.token.lock().await = None;
+                Attempt::Retry("the Management API token was refused".into())
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let until = reset.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                self.budget.pause_until(until);
+                tracing::warn!("Auth0 answered 429 despite the budget; pausing until its reset");
+                Attempt::RetryAfter(until, "rate limited by Auth0".into())
+            }
+            s if s.is_client_error() => {
+                Attempt::Done(Err(Auth0Error::Refused(error_message(&body, s))))
+            }
+            s => Attempt::Retry(format!("Auth0 answered {}", s.as_u16())),
+        }
+    }
+
+    /// The client-credentials token, fetched once for all concurrent callers
+    /// and kept until a minute before it expires.
+    async fn access_token(&self) -> Result<String, String> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, expires)) = cached.as_ref()
+            && Instant::now() < *expires
+        {
+            return Ok(token.clone());
+        }
+        let response = self
+            .http
+            .post(format!("{}/oauth/token", self.base_url))
+            .json(&json!({
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret.expose(),
+                "audience": format!("{}/api/v2/", self.base_url),
+            }))
+            .send()
+            .await
+            .map_err(|e| format!("cannot get a Management API token: {}", transport_error(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let reason = body["error_description"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("");
+            tracing::error!(
+                status = status.as_u16(),
+                reason,
+                "Auth0 refused the client credentials"
+            );
+            return Err(format!(
+                "cannot get a Management API token: Auth0 answered {}",
+                status.as_u16()
+            ));
+        }
+        let token: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| format!("unexpected token body: {e}"))?;
+        let lifetime = Duration::from_secs(token.expires_in);
+        let margin = Duration::from_secs(60).min(lifetime / 10);
+        *cached = Some((
+            token.access_token.clone(),
+            Instant::now() + lifetime - margin,
+        ));
+        Ok(token.access_token)
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        "connection failed".into()
+    }
+}
+
+/// Auth0's error bodies: `{"statusCode":400,"error":"Bad Request","message":"…","errorCode":"…"}`.
+fn error_message(body: &Value, status: StatusCode) -> String {
+    body["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("status {}", status.as_u16()))
+}
+
+/// `x-ratelimit-reset` is in UNIX seconds.
+fn reset_instant(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
+    let reset: u64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    let wait = (reset as f64 - now).clamp(0.0, MAX_RESET_WAIT.as_secs_f64());
+    Some(Instant::now() + Duration::from_secs_f64(wait))
+}
+
+fn url_encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() * 3);
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_percent_encoded() {
+        assert_eq!(url_encode("google-oauth2|123"), "google-oauth2%7C123");
+        assert_eq!(url_encode("auth0|a b/c"), "auth0%7Ca%20b%2Fc");
+    }
+
+    #[test]
+    fn error_bodies_give_their_message() {
+        let body = json!({"statusCode": 400, "error": "Bad Request", "message": "Payload validation error", "errorCode": "invalid_body"});
+        assert_eq!(
+            error_message(&body, StatusCode::BAD_REQUEST),
+            "Payload validation error"
+        );
+        assert_eq!(
+            error_message(&Value::Null, StatusCode::CONFLICT),
+            "status 409"
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! A change to a user's app_metadata waiting to be applied at Auth0.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub user_id: String,
+    /// The top-level app_metadata patch, with absolute values, so applying it
+    /// twice has the effect of applying it once.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub payload: Json,
+    pub attempts: i32,
+    pub next_attempt_at: DateTimeUtc,
+    pub last_error: Option<String>,
+    /// Set when Auth0 refused the change for good; kept for the operator.
+    pub failed_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

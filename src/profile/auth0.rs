@@ -1,0 +1,473 @@
+//! The auth0 identity mode: the users table as a cache of Auth0's profiles.
+//!
+//! Reads come from the table, so a warm request costs no Management API
+//! call. A row is refreshed from Auth0 when the user is first seen, when a
+//! token was issued after the row's last sync (a new login), and in the
+//! background once older than the TTL. Concurrent refreshes of one user share
+//! one call. When the rate budget is spent, a first-seen user gets a row from
+//! the token's claims, marked not yet synced (`synced_at` null), and a
+//! background worker syncs it as soon as the budget allows.
+//!
+//! Writes: user_metadata goes to Auth0 first and reaches the table only once
+//! Auth0 accepted it. app_metadata (roles, plan) changes in the table at once
+//! and reaches Auth0 through the durable outbox.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait, sea_query::OnConflict,
+};
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, mpsc};
+
+use super::{ProfileService, UserRecord, lock_user, metadata};
+use crate::{
+    auth::Principal,
+    auth0::{Auth0Error, Auth0User, ManagementClient, Wait},
+    entity::{outbox, users},
+    error::{AppError, AppResult},
+};
+
+/// Longest wait between two attempts of one outbox entry.
+const MAX_OUTBOX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How often the outbox worker looks for due entries without being woken.
+const OUTBOX_POLL: Duration = Duration::from_secs(2);
+
+type SharedRefresh = Shared<BoxFuture<'static, Result<(), Auth0Error>>>;
+
+/// The Auth0 side of the profile service.
+pub struct Auth0Mirror {
+    db: DatabaseConnection,
+    client: Arc<ManagementClient>,
+    ttl: Duration,
+    inflight: Mutex<HashMap<String, (Wait, SharedRefresh)>>,
+    queued: Mutex<HashSet<String>>,
+    queue: mpsc::UnboundedSender<String>,
+    outbox_wake: Notify,
+}
+
+/// The background work of the mirror, started by [`Auth0Mirror::spawn_workers`].
+pub struct Workers {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops the workers at their next await point, as a crash would.
+    pub fn abort(&self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Auth0Mirror {
+    /// A mirror over `db` fed by `client`; profiles older than `ttl` are refreshed.
+    pub fn new(
+        db: DatabaseConnection,
+        client: Arc<ManagementClient>,
+        ttl: Duration,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let mirror = Arc::new(Self {
+            db,
+            client,
+            ttl,
+            inflight: Mutex::new(HashMap::new()),
+            queued: Mutex::new(HashSet::new()),
+            queue,
+            outbox_wake: Notify::new(),
+        });
+        (mirror, rx)
+    }
+
+    /// Starts the refresh queue and the outbox worker. Pending outbox entries
+    /// left by an earlier run are picked up at once.
+    pub fn spawn_workers(self: &Arc<Self>, queue: mpsc::UnboundedReceiver<String>) -> Workers {
+        Workers {
+            handles: vec![
+                tokio::spawn(self.clone().run_refresh_queue(queue)),
+                tokio::spawn(self.clone().run_outbox()),
+            ],
+        }
+    }
+
+    /// The Management API client.
+    pub fn client(&self) -> &ManagementClient {
+        &self.client
+    }
+
+    /// The caller's row under the refresh policy.
+    pub async fn user_for(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
+        let user_id = principal.user_id.as_str();
+        let Some(row) = ProfileService::find(&self.db, user_id).await? else {
+            return self.first_seen(principal).await;
+        };
+        let Some(synced_at) = row.synced_at else {
+            self.enqueue(user_id);
+            return Ok(row);
+        };
+        let new_login = principal
+            .issued_at
+            .is_some_and(|iat| iat > synced_at.timestamp());
+        if new_login {
+            return match self.refresh(user_id, Wait::No).await {
+                Ok(()) => Ok(ProfileService::find(&self.db, user_id)
+                    .await?
+                    .unwrap_or(row)),
+                Err(_) => {
+                    self.enqueue(user_id);
+                    Ok(row)
+                }
+            };
+        }
+        let age = (Utc::now() - synced_at).to_std().unwrap_or_default();
+        if age > self.ttl {
+            // Stale while revalidate: serve the row, refresh behind it.
+            self.enqueue(user_id);
+        }
+        Ok(row)
+    }
+
+    async fn first_seen(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
+        let user_id = principal.user_id.as_str();
+        let synced = match self.refresh(user_id, Wait::No).await {
+            Ok(()) => {
+                if let Some(row) = ProfileService::find(&self.db, user_id).await? {
+                    return Ok(row);
+                }
+                None
+            }
+            // Auth0 does not know the user (a token of a deleted user, say):
+            // the claims are all there is, and asking again will not help.
+            Err(Auth0Error::NotFound) => Some(Utc::now()),
+            Err(e) => {
+                tracing::info!(user_id, reason = %e, "serving a new user from the token's claims until the budget allows a sync");
+                self.enqueue(user_id);
+                None
+            }
+        };
+        ProfileService::insert_from_claims(&self.db, principal, synced).await
+    }
+
+    /// Asks the background worker to refresh `user_id` (once, however often asked).
+    pub fn enqueue(&self, user_id: &str) {
+        if lock(&self.queued).insert(user_id.to_owned())
+            && self.queue.send(user_id.to_owned()).is_err()
+        {
+            lock(&self.queued).remove(user_id);
+        }
+    }
+
+    /// Refreshes one user's row from Auth0; concurrent calls share one request.
+    pub async fn refresh(self: &Arc<Self>, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+        let shared = {
+            let mut inflight = lock(&self.inflight);
+            match inflight.get(user_id) {
+                // A caller that must not wait does not join a refresh that may.
+                Some((Wait::Yes, _)) if wait == Wait::No => return Err(Auth0Error::BudgetSpent),
+                Some((_, shared)) => shared.clone(),
+                None => {
+                    let mirror = self.clone();
+                    let id = user_id.to_owned();
+                    // Spawned, so the refresh completes even if the request is dropped.
+                    let task = tokio::spawn(async move {
+                        let result = mirror.fetch_and_store(&id, wait).await;
+                        lock(&mirror.inflight).remove(&id);
+                        result
+                    });
+                    let shared = async move {
+                        task.await.unwrap_or_else(|_| {
+                            Err(Auth0Error::Unavailable("the refresh task failed".into()))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    inflight.insert(user_id.to_owned(), (wait, shared.clone()));
+                    shared
+                }
+            }
+        };
+        shared.await
+    }
+
+    async fn fetch_and_store(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+        let fetched = self.client.get_user(user_id, wait).await;
+        let stored = match fetched {
+            Ok(user) => self.store(&user).await,
+            Err(Auth0Error::NotFound) => {
+                tracing::warn!(
+                    user_id,
+                    "Auth0 does not know this user; keeping the row from the token"
+                );
+                let marked = users::Entity::update_many()
+                    .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
+                    .filter(users::Column::Id.eq(user_id))
+                    .exec(&self.db)
+                    .await;
+                if let Err(e) = marked {
+                    tracing::error!(user_id, error = %e, "cannot mark the row as synced");
+                }
+                return Err(Auth0Error::NotFound);
+            }
+            Err(e) => return Err(e),
+        };
+        stored.map_err(|e| {
+            let message = format!("{e:?}");
+            tracing::error!(user_id, error = message, "cannot store a refreshed profile");
+            Auth0Error::Unavailable("cannot store the profile".into())
+        })
+    }
+
+    /// Writes Auth0's view of a user into the mirror, with the app_metadata
+    /// changes still waiting in the outbox applied on top, so a refresh never
+    /// undoes a change Auth0 has not received yet.
+    async fn store(&self, user: &Auth0User) -> AppResult<()> {
+        let txn = self.db.begin().await?;
+        lock_user(&txn, &user.user_id).await?;
+        let mut app_metadata = object(user.app_metadata.as_ref());
+        for pending in pending_outbox(&txn, &user.user_id).await? {
+            if let Value::Object(patch) = pending.payload {
+                metadata::merge(&mut app_metadata, &patch);
+            }
+        }
+        let now = Utc::now();
+        let row = users::ActiveModel {
+            id: Set(user.user_id.clone()),
+            email: Set(user.email.clone()),
+            name: Set(user.name.clone()),
+            picture: Set(user.picture.clone()),
+            user_metadata: Set(Value::Object(object(user.user_metadata.as_ref()))),
+            app_metadata: Set(Value::Object(app_metadata)),
+            synced_at: Set(Some(now)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        users::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(users::Column::Id)
+                    .update_columns([
+                        users::Column::Email,
+                        users::Column::Name,
+                        users::Column::Picture,
+                        users::Column::UserMetadata,
+                        users::Column::AppMetadata,
+                        users::Column::SyncedAt,
+                        users::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Sends a user_metadata patch to Auth0, waiting for the budget and
+    /// retrying; answers Auth0's view of the user after the change.
+    pub async fn patch_user_metadata(
+        &self,
+        user_id: &str,
+        patch: &Map<String, Value>,
+    ) -> AppResult<Auth0User> {
+        // An empty object would wipe all of the user's metadata at Auth0.
+        debug_assert!(!patch.is_empty());
+        match self
+            .client
+            .patch_user(user_id, &json!({ "user_metadata": patch }), Wait::Yes)
+            .await
+        {
+            Ok(user) => Ok(user),
+            Err(Auth0Error::Refused(message)) => Err(AppError::bad_input(format!(
+                "the identity provider refused the change: {message}"
+            ))),
+            Err(Auth0Error::NotFound) => Err(AppError::Upstream(
+                "the identity provider does not know this user; nothing was changed".into(),
+            )),
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "user_metadata write failed");
+                Err(AppError::Upstream(
+                    "the identity provider is unavailable; nothing was changed, try again later"
+                        .into(),
+                ))
+            }
+        }
+    }
+
+    /// Stores Auth0's answer to a user_metadata write in the mirror, inside
+    /// the caller's transaction.
+    pub async fn store_patched<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: &Auth0User,
+    ) -> AppResult<()> {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::UserMetadata,
+                Value::Object(object(user.user_metadata.as_ref())).into(),
+            )
+            .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
+            .filter(users::Column::Id.eq(user.user_id.as_str()))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an app_metadata patch for Auth0, in the caller's transaction.
+    pub async fn enqueue_app_metadata<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: &str,
+        patch: Map<String, Value>,
+    ) -> AppResult<()> {
+        let now = Utc::now();
+        outbox::Entity::insert(outbox::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            payload: Set(Value::Object(patch)),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(None),
+            failed_at: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec_without_returning(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the outbox worker that an entry was committed.
+    pub fn wake_outbox(&self) {
+        self.outbox_wake.notify_one();
+    }
+
+    async fn run_refresh_queue(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<String>) {
+        while let Some(user_id) = queue.recv().await {
+            lock(&self.queued).remove(&user_id);
+            match self.refresh(&user_id, Wait::Yes).await {
+                Ok(()) | Err(Auth0Error::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(user_id, error = %e, "background refresh failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    self.enqueue(&user_id);
+                }
+            }
+        }
+    }
+
+    /// Applies outbox entries to Auth0 one at a time, oldest first, so one
+    /// user's changes arrive in order. An entry is deleted only after Auth0
+    /// accepted it; a crash in between applies it again, which is harmless
+    /// since every entry holds absolute values.
+    async fn run_outbox(self: Arc<Self>) {
+        loop {
+            let pause = match self.outbox_step().await {
+                Ok(pause) => pause,
+                Err(e) => {
+                    tracing::error!(error = ?e, "outbox worker failed; retrying");
+                    Some(OUTBOX_POLL)
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = self.outbox_wake.notified() => {}
+                }
+            }
+        }
+    }
+
+    /// Handles the oldest pending entry; answers how long to pause, if at all.
+    async fn outbox_step(&self) -> AppResult<Option<Duration>> {
+        let Some(entry) = outbox::Entity::find()
+            .filter(outbox::Column::FailedAt.is_null())
+            .order_by_asc(outbox::Column::Id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(Some(OUTBOX_POLL));
+        };
+        let now = Utc::now();
+        if entry.next_attempt_at > now {
+            return Ok(Some(
+                (entry.next_attempt_at - now)
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(OUTBOX_POLL),
+            ));
+        }
+        let body = json!({ "app_metadata": entry.payload });
+        match self
+            .client
+            .patch_user(&entry.user_id, &body, Wait::Yes)
+            .await
+        {
+            Ok(_) => {
+                outbox::Entity::delete_by_id(entry.id)
+                    .exec(&self.db)
+                    .await?;
+                tracing::info!(user_id = %entry.user_id, id = entry.id, "app_metadata change applied at Auth0");
+            }
+            Err(e @ (Auth0Error::Refused(_) | Auth0Error::NotFound)) => {
+                tracing::error!(user_id = %entry.user_id, id = entry.id, error = %e, "Auth0 refused an app_metadata change for good; kept in the outbox as failed");
+                outbox::Entity::update_many()
+                    .col_expr(outbox::Column::FailedAt, Some(Utc::now()).into())
+                    .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
+                    .filter(outbox::Column::Id.eq(entry.id))
+                    .exec(&self.db)
+                    .await?;
+            }
+            Err(e) => {
+                let attempts = entry.attempts.saturating_add(1);
+                let backoff = Duration::from_secs(1u64 << attempts.clamp(0, 6) as u32)
+                    .min(MAX_OUTBOX_BACKOFF);
+                tracing::warn!(user_id = %entry.user_id, id = entry.id, attempts, error = %e, "app_metadata change not applied yet; will retry");
+                outbox::Entity::update_many()
+                    .col_expr(outbox::Column::Attempts, attempts.into())
+                    .col_expr(
+                        outbox::Column::NextAttemptAt,
+                        (Utc::now() + chrono::Duration::from_std(backoff).unwrap_or_default())
+                            .into(),
+                    )
+                    .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
+                    .filter(outbox::Column::Id.eq(entry.id))
+                    .exec(&self.db)
+                    .await?;
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn pending_outbox<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> AppResult<Vec<outbox::Model>> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::UserId.eq(user_id))
+        .filter(outbox::Column::FailedAt.is_null())
+        .order_by_asc(outbox::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+fn object(value: Option<&Value>) -> Map<String, Value> {
+    value
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
