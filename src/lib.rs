@@ -89,6 +89,10 @@ impl App {
                     Some(auth0.roles_claim.clone()),
                 );
                 let client = Arc::new(ManagementClient::new(auth0)?);
+                tokio::spawn({
+                    let client = client.clone();
+                    async move { client.warm_up().await }
+                });
                 let (mirror, queue) = Auth0Mirror::new(db.clone(), client, auth0.profile_ttl);
                 let workers = mirror.spawn_workers(queue);
                 (None, verifier, Some((mirror, workers)))

@@ -167,12 +167,7 @@ impl ManagementClient {
     ) -> Result<Value, Auth0Error> {
         let mut last = String::new();
         for attempt in 1..=MAX_ATTEMPTS {
-            match wait {
-                Wait::Yes => self.budget.acquire().await,
-                Wait::No if self.budget.try_acquire() => {}
-                Wait::No => return Err(Auth0Error::BudgetSpent),
-            }
-            let outcome = self.attempt(method.clone(), url, body).await;
+            let outcome = self.attempt(method.clone(), url, body, wait).await;
             let retry_at = match outcome {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(why) => {
@@ -194,11 +189,25 @@ impl ManagementClient {
         Err(Auth0Error::Unavailable(last))
     }
 
-    async fn attempt(&self, method: Method, url: &str, body: Option<&Value>) -> Attempt {
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        wait: Wait,
+    ) -> Attempt {
         let token = match self.access_token().await {
             Ok(token) => token,
             Err(why) => return Attempt::Retry(why),
         };
+        // Spend from the budget only now, right before sending: time spent
+        // between taking a token and sending (fetching the access token, say)
+        // would bunch requests up by the time they reach Auth0.
+        match wait {
+            Wait::Yes => self.budget.acquire().await,
+            Wait::No if self.budget.try_acquire() => {}
+            Wait::No => return Attempt::Done(Err(Auth0Error::BudgetSpent)),
+        }
         let mut request = self.http.request(method, url).bearer_auth(&token);
         if let Some(body) = body {
             request = request.json(body);
@@ -229,6 +238,14 @@ impl ManagementClient {
                 Attempt::Done(Err(Auth0Error::Refused(error_message(&body, s))))
             }
             s => Attempt::Retry(format!("Auth0 answered {}", s.as_u16())),
+        }
+    }
+
+    /// Fetches the Management API token ahead of the first call, so the first
+    /// requests of a fresh process do not queue behind it.
+    pub async fn warm_up(&self) {
+        if let Err(why) = self.access_token().await {
+            tracing::warn!(reason = why, "cannot get a Management API token yet");
         }
     }
 

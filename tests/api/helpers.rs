@@ -6,10 +6,21 @@
 
 use std::{net::SocketAddr, path::Path, sync::OnceLock};
 
-use music_gateway::{App, AppState, auth::LocalIssuer, config::Config};
+use std::time::Duration;
+
+use music_gateway::{
+    App, AppState,
+    auth::LocalIssuer,
+    config::{Auth0Config, Config, IdentityMode, Secret},
+};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::fake_auth0::FakeAuth0;
+
+/// The namespaced roles claim the tests' post-login "Action" sets.
+pub const ROLES_CLAIM: &str = "https://music-gateway.test/roles";
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +46,29 @@ macro_rules! on_both_databases {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     super::$name(TestApp::spawn(Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+
+/// Runs each named `async fn(Backend)` once per database, for scenarios that
+/// build their own gateways.
+#[macro_export]
+macro_rules! for_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::helpers::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(Backend::Postgres).await
                 }
             }
         )*
@@ -130,6 +164,41 @@ impl TestApp {
             database_url,
             _dir: dir,
         }
+    }
+
+    /// A gateway in the auth0 identity mode against `fake`, at the fake's
+    /// own rate limit unless `adjust` changes it.
+    pub async fn spawn_auth0(
+        backend: Backend,
+        fake: &FakeAuth0,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        let auth0 = Auth0Config {
+            base_url: fake.base_url(),
+            audience: fake.audience(),
+            client_id: fake.client_id(),
+            client_secret: Secret::new(fake.client_secret()),
+            roles_claim: ROLES_CLAIM.into(),
+            mgmt_rate: 2.0,
+            mgmt_burst: 2,
+            profile_ttl: Duration::from_secs(300),
+            timeout: Duration::from_secs(2),
+        };
+        Self::spawn_with(backend, |config| {
+            config.identity_mode = IdentityMode::Auth0;
+            config.auth0 = Some(auth0);
+            adjust(config);
+        })
+        .await
+    }
+
+    /// Runs an operation with `token`; answers `data` after checking there
+    /// was no error.
+    pub async fn ok_with(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(Some(token), query, variables).await;
+        assert_eq!(status, 200, "unexpected status, body: {body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
     }
 
     /// `http://addr/path`.
