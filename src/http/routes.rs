@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{ParseRequestError, http::GraphiQLSource};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection::GraphQLRejection};
 use axum::{
     Json, Router,
     extract::{Query, State},
@@ -69,17 +69,46 @@ async fn graphiql() -> Html<String> {
 async fn graphql(
     State(state): State<AppState>,
     MaybePrincipal(principal): MaybePrincipal,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return bad_request(rejection.0),
+    };
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
     let context = RequestContext::new(principal);
-    state
-        .schema
-        .execute(request.into_inner().data(context))
-        .await
-        .into()
+    let mut response = state.schema.execute(request.data(context)).await;
+    // Parse, validation and argument errors come from async-graphql without a
+    // code; they are all the client's to fix.
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "BAD_USER_INPUT");
+        }
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// A body that is not a GraphQL request, answered in GraphQL's error shape.
+fn bad_request(error: ParseRequestError) -> Response {
+    let (status, message) = match error {
+        ParseRequestError::PayloadTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large".to_owned(),
+        ),
+        ParseRequestError::InvalidRequest(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a GraphQL request: {e}"),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a GraphQL request: {other}"),
+        ),
+    };
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]});
+    (status, Json(body)).into_response()
 }
 
 async fn healthz() -> &'static str {

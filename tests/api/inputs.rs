@@ -251,7 +251,31 @@ async fn queries_too_deep_or_too_large_are_refused(app: TestApp) {
     assert_eq!(response.status().as_u16(), 413);
 }
 
+async fn malformed_requests_get_a_coded_error(app: TestApp) {
+    for (query, mentions) in [
+        ("{ me { nope } }", "Unknown field"),
+        ("{ me { songs(first: \"ten\") { totalCount } } }", "first"),
+        ("{ me { id }", "expected"),
+    ] {
+        let body = app.gql(U, query, json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(mentions), "{query}: {body}");
+    }
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}
+
 on_both_databases!(
+    malformed_requests_get_a_coded_error,
     invalid_inputs_are_refused_with_clear_messages,
     an_update_that_fails_validation_changes_nothing,
     pages_follow_cursors_to_the_end,
