@@ -67,14 +67,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             require_local(&config, "demo")?;
             let app = App::build(config.clone()).await?;
             let principal = Principal {
-                user_id: demo::DEMO_USER.into(),
-                scopes: vec![],
-                permissions: vec![],
-                issued_at: None,
                 email: Some("listener@demo.invalid".into()),
                 name: Some("Demo Listener".into()),
-                picture: None,
-                claimed_roles: None,
+                ..Principal::for_user(demo::DEMO_USER)
             };
             let services = &app.state.services;
             services

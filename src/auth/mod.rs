@@ -5,6 +5,7 @@
 //! Nothing in a token's header can make the gateway pick another algorithm or
 //! verify an RS256 key as an HMAC secret.
 
+mod cache;
 mod jwks;
 mod local_issuer;
 mod verifier;
@@ -27,6 +28,8 @@ pub struct Principal {
     pub permissions: Vec<String>,
     /// `iat`, when the token was issued (a new login is a newer `iat`).
     pub issued_at: Option<i64>,
+    /// `exp`, in UNIX seconds.
+    pub expires_at: i64,
     /// Profile claims that seed a user's row when it is first seen.
     pub email: Option<String>,
     pub name: Option<String>,
@@ -36,6 +39,23 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A principal for `user_id` with no scopes, permissions or profile claims,
+    /// that never expires: for tools that act as a user in-process (demo data,
+    /// benchmarks), never for a request.
+    pub fn for_user(user_id: &str) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            scopes: Vec::new(),
+            permissions: Vec::new(),
+            issued_at: None,
+            expires_at: i64::MAX,
+            email: None,
+            name: None,
+            picture: None,
+            claimed_roles: None,
+        }
+    }
+
     /// A client-credentials token (`sub` ends in `@clients`) speaks for a
     /// machine, not a user: it has no profile of its own.
     pub fn is_machine(&self) -> bool {

@@ -6,10 +6,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Principal, jwks::RemoteJwks};
+use super::{Principal, cache::VerifiedTokens, jwks::RemoteJwks};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-const LEEWAY_SECS: u64 = 30;
+pub(super) const LEEWAY_SECS: u64 = 30;
 
 /// Why a presented token was refused. The text goes into
 /// `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`,
@@ -43,6 +43,7 @@ pub enum TokenError {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
     #[serde(default)]
     iat: Option<i64>,
     #[serde(default)]
@@ -73,6 +74,7 @@ pub struct TokenVerifier {
     hs256: Option<(Validation, DecodingKey)>,
     keys: KeySource,
     roles_claim: Option<String>,
+    verified: VerifiedTokens,
 }
 
 impl TokenVerifier {
@@ -104,11 +106,21 @@ impl TokenVerifier {
             }),
             keys,
             roles_claim,
+            verified: VerifiedTokens::default(),
         }
     }
 
     /// Validates `token` and returns who it speaks for.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        if let Some(principal) = self.verified.get(token) {
+            return Ok(principal);
+        }
+        let principal = self.verify_uncached(token).await?;
+        self.verified.insert(token, &principal);
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // `alg: none` and other unknown algorithms fail to parse here.
             ErrorKind::Json(_) => TokenError::UnsupportedAlgorithm,
@@ -163,6 +175,7 @@ impl TokenVerifier {
                 .unwrap_or_default(),
             permissions: claims.permissions.unwrap_or_default(),
             issued_at: claims.iat,
+            expires_at: claims.exp,
             email: claims.email,
             name: claims.name,
             picture: claims.picture,

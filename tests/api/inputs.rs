@@ -259,7 +259,13 @@ async fn malformed_requests_get_a_coded_error(app: TestApp) {
     ] {
         let body = app.gql(U, query, json!({})).await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
-        assert!(body["errors"][0]["message"].as_str().unwrap().contains(mentions), "{query}: {body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(mentions),
+            "{query}: {body}"
+        );
     }
     let response = app
         .client

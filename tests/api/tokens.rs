@@ -210,7 +210,24 @@ async fn the_jwks_publishes_the_key_that_signs_tokens(app: TestApp) {
     );
 }
 
+async fn a_cached_token_is_refused_once_expired(app: TestApp) {
+    // Verified tokens are cached; the cache must never accept what a fresh
+    // verification would refuse. This token is within the 30 s leeway for
+    // one more second.
+    let token = signed(
+        &app,
+        &claims(&app, json!({"exp": now() - 29, "iat": now() - 600})),
+    );
+    for _ in 0..2 {
+        let (status, body) = app.post(Some(&token), "{ me { id } }", json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_refused(&app, &token, "expired after being cached").await;
+}
+
 on_both_databases!(
+    a_cached_token_is_refused_once_expired,
     a_valid_token_is_accepted_with_an_array_audience,
     invalid_tokens_are_refused_with_401,
     a_non_bearer_authorization_header_is_refused,
