@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "playlists")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -10,6 +10,7 @@ pub struct Model {
     pub user_id: String,
     pub name: String,
     pub plays: i64,
+    #[serde(deserialize_with = "crate::sql::json_bool")]
     pub featured: bool,
     pub created_at: DateTimeUtc,
 }

@@ -3,13 +3,14 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::{MusicService, Page, PageOf, validate};
 use crate::{
     entity::songs,
     error::{AppError, AppResult},
+    sql,
 };
 
 /// Fields of a new song.
@@ -28,6 +29,10 @@ pub struct SongChanges {
     pub genre: Option<Option<String>>,
 }
 
+/// The columns of a song, as read into [`songs::Model`].
+pub(super) const SONG_COLUMNS: &[&str] =
+    &["id", "user_id", "name", "artist", "genre", "created_at"];
+
 impl MusicService {
     /// One page of the user's songs, oldest first.
     pub async fn songs(&self, user_id: &str, page: Page) -> AppResult<PageOf<songs::Model>> {
@@ -38,10 +43,9 @@ impl MusicService {
         if let Some(after) = page.after {
             query = query.filter(songs::Column::Id.gt(after));
         }
-        Ok(PageOf::from_overfetch(
-            query.all(&self.db).await?,
-            page.first,
-        ))
+        let backend = self.db.get_database_backend();
+        let rows = sql::all_rows(&self.db, query.build(backend), SONG_COLUMNS, "t.id").await?;
+        Ok(PageOf::from_overfetch(rows, page.first))
     }
 
     /// How many songs the user has.
