@@ -1,0 +1,897 @@
+//! `music-gateway-bench run`: one whole benchmark.
+//!
+//! For each database (SQLite; PostgreSQL when a URL is given) and identity
+//! mode (local; auth0 against the fake Auth0, in this process): a fresh
+//! database, `music-gateway migrate`, the seed, a token per user, the
+//! gateway (release binary) and the reference (this binary, `reference`) as
+//! child processes, a byte-for-byte check of their answers, then the loads
+//! at each concurrency level and each page size, alternating between the two
+//! servers. The gateway's `/metrics` before and after each measured run give
+//! statements and Management API calls per request; `/proc/PID/status` gives
+//! its memory.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail, ensure};
+use chrono::Utc;
+use clap::Args;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::json;
+
+use crate::{
+    fake_auth0::{FakeAuth0, FakeAuth0Options},
+    load::{self, LoadResult, LoadSpec},
+    metrics::Counters,
+    procs::{ChildGuard, Memory, RssSampler, free_port},
+    report::{self, DbKind, Level, Machine, MemoryInfo, Mode, Plan, Results, RowsPoint, Session},
+    seed::{self, SeedSpec},
+    tokens::LocalSigner,
+};
+
+/// The gateway's page-size limit (MAX_PAGE_SIZE), set explicitly for the run.
+const MAX_PAGE_SIZE: u32 = 100;
+
+/// Issuer and audience of the local identity mode (the gateway's defaults).
+const LOCAL_ISSUER: &str = "music-gateway-local";
+const LOCAL_AUDIENCE: &str = "music-gateway";
+
+/// Arguments of `music-gateway-bench run`. Unset values take the defaults,
+/// or the `--quick` values with `--quick`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A short run (about a minute): fewer users, levels and seconds.
+    /// Explicit flags still win.
+    #[arg(long)]
+    pub quick: bool,
+    /// The gateway's release binary.
+    #[arg(long, default_value = "target/release/music-gateway")]
+    pub gateway_bin: PathBuf,
+    /// Where results.json, report.md, the plots and the work files go.
+    #[arg(long, default_value = "target/bench")]
+    pub out_dir: PathBuf,
+    /// A PostgreSQL server to run on as well (a superuser: the run creates
+    /// and drops databases). Without it, PostgreSQL is skipped.
+    #[arg(long, env = "MG_BENCH_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// Databases to run on.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,postgres"
+    )]
+    pub databases: Vec<DbKind>,
+    /// Identity modes to run the gateway in.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "local,auth0")]
+    pub modes: Vec<Mode>,
+    /// Users of the main load [default: 2000; quick: 200].
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Songs of each user [default: 20].
+    #[arg(long)]
+    pub songs: Option<u32>,
+    /// Playlists of each user [default: 5].
+    #[arg(long)]
+    pub playlists: Option<u32>,
+    /// Songs in each playlist [default: 10].
+    #[arg(long)]
+    pub songs_per_playlist: Option<u32>,
+    /// `first` of each list in the main load's query [default: 20].
+    #[arg(long)]
+    pub first: Option<u32>,
+    /// Concurrency levels, comma-separated [default: 1,8,32,64; quick: 1,32].
+    #[arg(long, value_delimiter = ',')]
+    pub concurrency: Option<Vec<usize>>,
+    /// Seconds of each measured run [default: 10; quick: 1.5].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds of warm-up before each measured run [default: 2; quick: 0.5].
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Users of the rows sweep [default: 40; quick: 8].
+    #[arg(long)]
+    pub rows_users: Option<u32>,
+    /// Songs, playlists, and songs a playlist of each rows-sweep user [default: 100; quick: 50].
+    #[arg(long)]
+    pub rows_size: Option<u32>,
+    /// Page sizes of the rows sweep [default: 1,5,20,50,100; quick: 1,10,50].
+    #[arg(long, value_delimiter = ',')]
+    pub rows_first: Option<Vec<u32>>,
+    /// Concurrency of the rows sweep [default: 8].
+    #[arg(long)]
+    pub rows_concurrency: Option<usize>,
+    /// Seconds of each measured rows-sweep run [default: 5; quick: 1].
+    #[arg(long)]
+    pub rows_duration: Option<f64>,
+    /// DB_MAX_CONNECTIONS of the gateway and the reference's pool size.
+    #[arg(long, default_value_t = 8)]
+    pub pool_size: u32,
+}
+
+impl RunArgs {
+    /// The settings of the run.
+    fn plan(&self) -> anyhow::Result<Plan> {
+        let q = self.quick;
+        let pick =
+            |v: Option<f64>, full: f64, quick: f64| v.unwrap_or(if q { quick } else { full });
+        let plan = Plan {
+            quick: q,
+            databases: self.databases.clone(),
+            modes: self.modes.clone(),
+            users: self.users.unwrap_or(if q { 200 } else { 2000 }),
+            songs: self.songs.unwrap_or(20),
+            playlists: self.playlists.unwrap_or(5),
+            songs_per_playlist: self.songs_per_playlist.unwrap_or(10),
+            first: self.first.unwrap_or(20),
+            concurrency: self
+                .concurrency
+                .clone()
+                .unwrap_or_else(|| if q { vec![1, 32] } else { vec![1, 8, 32, 64] }),
+            duration_secs: pick(self.duration, 10.0, 1.5),
+            warmup_secs: pick(self.warmup, 2.0, 0.5),
+            rows_users: self.rows_users.unwrap_or(if q { 8 } else { 40 }),
+            rows_size: self.rows_size.unwrap_or(if q { 50 } else { 100 }),
+            rows_first: self.rows_first.clone().unwrap_or_else(|| {
+                if q {
+                    vec![1, 10, 50]
+                } else {
+                    vec![1, 5, 20, 50, 100]
+                }
+            }),
+            rows_concurrency: self.rows_concurrency.unwrap_or(8),
+            rows_duration_secs: pick(self.rows_duration, 5.0, 1.0),
+            pool_size: self.pool_size,
+        };
+        ensure!(
+            plan.users > 0 && plan.rows_users > 0,
+            "at least one user is needed"
+        );
+        ensure!(
+            !plan.concurrency.is_empty()
+                && plan.concurrency.iter().all(|&c| (1..=1024).contains(&c)),
+            "concurrency levels must be between 1 and 1024"
+        );
+        ensure!(
+            (1..=1024).contains(&plan.rows_concurrency),
+            "--rows-concurrency must be between 1 and 1024"
+        );
+        ensure!(
+            plan.first <= MAX_PAGE_SIZE && plan.rows_first.iter().all(|&n| n <= MAX_PAGE_SIZE),
+            "page sizes cannot exceed the gateway's MAX_PAGE_SIZE ({MAX_PAGE_SIZE})"
+        );
+        ensure!(
+            plan.songs_per_playlist <= plan.songs,
+            "--songs-per-playlist cannot exceed --songs"
+        );
+        ensure!(plan.rows_size > 0, "--rows-size must be at least 1");
+        for secs in [
+            plan.duration_secs,
+            plan.warmup_secs,
+            plan.rows_duration_secs,
+        ] {
+            ensure!(
+                (0.0..=600.0).contains(&secs),
+                "durations must be between 0 and 600 seconds"
+            );
+        }
+        ensure!(plan.pool_size > 0, "--pool-size must be at least 1");
+        Ok(plan)
+    }
+}
+
+/// What every session needs.
+struct Ctx {
+    plan: Plan,
+    http: reqwest::Client,
+    gateway_bin: PathBuf,
+    self_exe: PathBuf,
+    work: PathBuf,
+    postgres_url: Option<String>,
+}
+
+/// `music-gateway-bench run`.
+pub async fn main(args: RunArgs) -> anyhow::Result<()> {
+    let plan = args.plan()?;
+    let gateway_bin = std::path::absolute(&args.gateway_bin)?;
+    ensure!(
+        gateway_bin.is_file(),
+        "no gateway binary at {} (build it: cargo build --release -p music-gateway)",
+        gateway_bin.display()
+    );
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    let out_dir = std::path::absolute(&args.out_dir)?;
+    let work = out_dir.join("work");
+    let mut notes = Vec::new();
+    let postgres_url = args.postgres_url.clone().filter(|u| !u.trim().is_empty());
+    if plan.databases.contains(&DbKind::Postgres) && postgres_url.is_none() {
+        notes.push(
+            "PostgreSQL was skipped: MG_BENCH_POSTGRES_URL is not set (scripts/bench sets it)."
+                .into(),
+        );
+    }
+    notes.push(
+        "SQL/request and Auth0 calls/request come from the gateway's /metrics over the measured requests; \
+         in auth0 mode they include the outbox worker's poll (a statement every 2 s)."
+            .into(),
+    );
+    notes.push(
+        "The load generator runs on the same two cores as the server under test, for both servers alike."
+            .into(),
+    );
+    let ctx = Ctx {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        gateway_bin,
+        self_exe: std::env::current_exe().context("cannot find this binary")?,
+        work,
+        postgres_url,
+        plan: plan.clone(),
+    };
+    let mut results = Results {
+        machine: machine(),
+        plan,
+        query: load::me_query(ctx.plan.first),
+        sessions: Vec::new(),
+        notes,
+    };
+    // Ctrl-C drops the sessions' future, and with it the child guards.
+    let outcome = tokio::select! {
+        outcome = run_sessions(&ctx, &mut results.sessions) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    results.machine.load_average_end = load_average();
+    if !results.sessions.is_empty() {
+        write_outputs(&out_dir, &results)?;
+    }
+    outcome?;
+    let errors: u64 = results.sessions.iter().map(Session::errors).sum();
+    ensure!(
+        errors == 0,
+        "{errors} requests failed during the loads; see the report's first failures"
+    );
+    Ok(())
+}
+
+async fn run_sessions(ctx: &Ctx, sessions: &mut Vec<Session>) -> anyhow::Result<()> {
+    for &database in &ctx.plan.databases {
+        if database == DbKind::Postgres && ctx.postgres_url.is_none() {
+            eprintln!("PostgreSQL skipped: MG_BENCH_POSTGRES_URL is not set");
+            continue;
+        }
+        for &mode in &ctx.plan.modes {
+            let session = run_session(ctx, database, mode)
+                .await
+                .with_context(|| format!("{}, {} mode", database.title(), mode.slug()))?;
+            sessions.push(session);
+        }
+    }
+    ensure!(!sessions.is_empty(), "nothing to run");
+    Ok(())
+}
+
+fn write_outputs(out_dir: &Path, results: &Results) -> anyhow::Result<()> {
+    let write = |name: &str, contents: &[u8]| {
+        let path = out_dir.join(name);
+        std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("results.json", &serde_json::to_vec_pretty(results)?)?;
+    let md = report::markdown(results);
+    write("report.md", md.as_bytes())?;
+    write(
+        "throughput.svg",
+        report::throughput_chart(results).render().as_bytes(),
+    )?;
+    write(
+        "latency-rows.svg",
+        report::latency_rows_chart(results).render().as_bytes(),
+    )?;
+    println!("{md}");
+    Ok(())
+}
+
+/// The machine, for the report's first line.
+fn machine() -> Machine {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    // Read-only: the commit the binaries were built from, as far as the tree says.
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        memory_gib,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        commit,
+        started_at: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        load_average_start: load_average(),
+        load_average_end: String::new(),
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A server under load.
+struct Server {
+    name: &'static str,
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+    /// Whether it has the gateway's `/metrics`.
+    metrics: bool,
+}
+
+impl Server {
+    fn graphql(&self) -> String {
+        format!("{}/graphql", self.base)
+    }
+}
+
+/// One measured run and the counters around it.
+struct Measured {
+    result: LoadResult,
+    sql_per_request: f64,
+    auth0_per_request: f64,
+    fake_per_request: Option<f64>,
+}
+
+async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<Session> {
+    let plan = &ctx.plan;
+    let tag = format!("{}/{}", database.slug(), mode.slug());
+    let dir = ctx
+        .work
+        .join(format!("{}-{}", database.slug(), mode.slug()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    let data_dir = dir.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+
+    eprintln!("[{tag}] preparing the database");
+    let url = match database {
+        DbKind::Sqlite => format!("sqlite://{}?mode=rwc", data_dir.join("music.db").display()),
+        DbKind::Postgres => {
+            let base = ctx.postgres_url.as_deref().context("no PostgreSQL URL")?;
+            create_postgres_database(base, &format!("mg_bench_{}", mode.slug())).await?
+        }
+    };
+    migrate(ctx, &url, &data_dir, &dir.join("migrate.log"))?;
+
+    let main_spec = SeedSpec {
+        prefix: "bench".into(),
+        users: plan.users,
+        songs: plan.songs,
+        playlists: plan.playlists,
+        songs_per_playlist: plan.songs_per_playlist,
+    };
+    let rows_spec = SeedSpec {
+        prefix: "rows".into(),
+        users: plan.rows_users,
+        songs: plan.rows_size,
+        playlists: plan.rows_size,
+        songs_per_playlist: plan.rows_size,
+    };
+    let synced_at = Utc::now();
+    let conn = seed::connect(&url).await?;
+    let main_seed = seed::seed(&conn, &main_spec, synced_at).await?;
+    let rows_seed = seed::seed(&conn, &rows_spec, synced_at).await?;
+    let database_version = database_version(&conn, database).await?;
+    conn.close().await.ok();
+    let seed_secs = (main_seed.elapsed + rows_seed.elapsed).as_secs_f64();
+    eprintln!(
+        "[{tag}] seeded {} rows in {seed_secs:.1} s ({database_version})",
+        main_seed.rows + rows_seed.rows
+    );
+
+    // The fake Auth0 knows every user with the profile the table holds, so
+    // a refresh, were one to happen, would change nothing.
+    let fake = match mode {
+        Mode::Local => None,
+        Mode::Auth0 => {
+            let fake = FakeAuth0::start_with(FakeAuth0Options {
+                audience: "https://music-gateway.bench/api".into(),
+                client_id: "bench-client".into(),
+                client_secret: "bench-secret".into(),
+                rate_per_second: 1000.0,
+                burst: 1000,
+                token_expires_in: 86_400,
+            })
+            .await;
+            for spec in [&main_spec, &rows_spec] {
+                for n in 0..spec.users {
+                    fake.put_user(seed::profile(spec, n));
+                }
+            }
+            Some(fake)
+        }
+    };
+
+    let gateway_port = free_port()?;
+    let gateway_srv = Server {
+        name: "gateway",
+        base: format!("http://127.0.0.1:{gateway_port}"),
+        metrics: true,
+    };
+    let mut command = Command::new(&ctx.gateway_bin);
+    command
+        .arg("serve")
+        .current_dir(&dir)
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}"))
+        .env("DATA_DIR", &data_dir)
+        .env("IDENTITY_MODE", mode.slug())
+        .env("DB_MAX_CONNECTIONS", plan.pool_size.to_string())
+        .env("MAX_PAGE_SIZE", MAX_PAGE_SIZE.to_string())
+        // Rows stay warm for the whole run: no refresh, no Management API call.
+        .env("PROFILE_TTL_SECONDS", "86400");
+    if let Some(fake) = &fake {
+        command
+            .env("AUTH0_DOMAIN", fake.base_url())
+            .env("AUTH0_AUDIENCE", fake.audience())
+            .env("AUTH0_CLIENT_ID", fake.client_id())
+            .env("AUTH0_CLIENT_SECRET", fake.client_secret())
+            .env("AUTH0_MGMT_RATE", "1000")
+            .env("AUTH0_MGMT_BURST", "1000");
+    }
+    let mut gateway = ChildGuard::spawn("gateway", command, &dir.join("gateway.log"))?;
+    gateway
+        .wait_ready(
+            &ctx.http,
+            &format!("{}/readyz", gateway_srv.base),
+            Duration::from_secs(60),
+        )
+        .await?;
+
+    let (jwks_url, issuer, audience) = match &fake {
+        None => (
+            format!("{}/.well-known/jwks.json", gateway_srv.base),
+            LOCAL_ISSUER.to_owned(),
+            LOCAL_AUDIENCE.to_owned(),
+        ),
+        Some(fake) => (fake.jwks_url(), fake.issuer(), fake.audience()),
+    };
+    eprintln!("[{tag}] minting tokens");
+    let minter = Arc::new(match &fake {
+        None => {
+            let jwks: serde_json::Value = ctx
+                .http
+                .get(&jwks_url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
+                .context("cannot read the gateway's JWKS")?;
+            let key = data_dir.join("signing-key.pem");
+            Minter::Local(LocalSigner::new(&key, &jwks, LOCAL_ISSUER, LOCAL_AUDIENCE)?)
+        }
+        Some(fake) => Minter::Auth0(fake.clone()),
+    });
+    // Issued a minute before the rows were synced: not a new login, so the
+    // rows are warm.
+    let iat = synced_at.timestamp() - 60;
+    let main_tokens = mint_all(&minter, main_spec.user_ids(), iat).await?;
+    let rows_tokens = mint_all(&minter, rows_spec.user_ids(), iat).await?;
+    std::fs::write(dir.join("tokens.txt"), main_tokens.join("\n"))?;
+    std::fs::write(dir.join("rows-tokens.txt"), rows_tokens.join("\n"))?;
+
+    let reference_port = free_port()?;
+    let reference_srv = Server {
+        name: "reference",
+        base: format!("http://127.0.0.1:{reference_port}"),
+        metrics: false,
+    };
+    let mut command = Command::new(&ctx.self_exe);
+    command
+        .args(["reference", "--database-url", &url])
+        .args(["--listen", &format!("127.0.0.1:{reference_port}")])
+        .args([
+            "--jwks-url",
+            &jwks_url,
+            "--issuer",
+            &issuer,
+            "--audience",
+            &audience,
+        ])
+        .args(["--pool-size", &plan.pool_size.to_string()])
+        .current_dir(&dir)
+        .env_clear();
+    let mut reference = ChildGuard::spawn("reference", command, &dir.join("reference.log"))?;
+    reference
+        .wait_ready(
+            &ctx.http,
+            &format!("{}/healthz", reference_srv.base),
+            Duration::from_secs(30),
+        )
+        .await?;
+
+    // The reference is only a reference if it answers what the gateway answers.
+    let mut byte_identical = same_answers(
+        ctx,
+        &gateway_srv,
+        &reference_srv,
+        &main_tokens[0],
+        plan.first,
+    )
+    .await?;
+    for &first in &plan.rows_first {
+        byte_identical &=
+            same_answers(ctx, &gateway_srv, &reference_srv, &rows_tokens[0], first).await?;
+    }
+    let mut notes = Vec::new();
+    if byte_identical {
+        eprintln!("[{tag}] the gateway and the reference answer the same bytes");
+    } else {
+        let note = "The gateway's answers had the same JSON and size as the reference's, but not always the same bytes: \
+                    it wrote `playlists` before `songs` at times (async-graphql writes a query's fields in the order \
+                    their resolvers finish, not in the query's order).";
+        eprintln!("[{tag}] {note}");
+        notes.push(note.to_owned());
+    }
+
+    let sampler = RssSampler::start(gateway.pid(), Duration::from_millis(100));
+    let runner = Runner {
+        ctx,
+        fake: fake.as_ref(),
+        tag: &tag,
+    };
+    let main_tokens = Arc::new(main_tokens);
+    let rows_tokens = Arc::new(rows_tokens);
+    // Warm both: connections, prepared statements, the page cache.
+    for server in [&gateway_srv, &reference_srv] {
+        runner
+            .load(
+                server,
+                &main_tokens,
+                8,
+                plan.first,
+                plan.warmup_secs.max(0.5),
+            )
+            .await?;
+    }
+    let mut levels = Vec::new();
+    for (i, &concurrency) in plan.concurrency.iter().enumerate() {
+        levels.push(
+            runner
+                .level(
+                    [&gateway_srv, &reference_srv],
+                    i % 2 == 1,
+                    &main_tokens,
+                    concurrency,
+                    plan.first,
+                    plan.duration_secs,
+                )
+                .await?,
+        );
+        gateway.check_running()?;
+        reference.check_running()?;
+    }
+    let mut rows = Vec::new();
+    for (i, &first) in plan.rows_first.iter().enumerate() {
+        let level = runner
+            .level(
+                [&gateway_srv, &reference_srv],
+                i % 2 == 1,
+                &rows_tokens,
+                plan.rows_concurrency,
+                first,
+                plan.rows_duration_secs,
+            )
+            .await?;
+        rows.push(RowsPoint {
+            first,
+            rows_returned: rows_spec.rows_returned(first),
+            level,
+        });
+        gateway.check_running()?;
+        reference.check_running()?;
+    }
+    let max_rss = sampler.finish().await;
+    let gateway_memory = Memory::read(gateway.pid())?;
+    let reference_memory = Memory::read(reference.pid())?;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    drop(reference);
+    drop(gateway);
+    Ok(Session {
+        database,
+        mode,
+        database_version,
+        seed_secs,
+        seeded_rows: main_seed.rows + rows_seed.rows,
+        levels,
+        rows,
+        notes,
+        memory: MemoryInfo {
+            gateway_peak_mib: mib(gateway_memory.hwm_kib),
+            gateway_max_rss_mib: mib(max_rss.max(gateway_memory.rss_kib)),
+            reference_peak_mib: mib(reference_memory.hwm_kib),
+        },
+    })
+}
+
+/// Runs the loads of a session.
+struct Runner<'a> {
+    ctx: &'a Ctx,
+    fake: Option<&'a FakeAuth0>,
+    tag: &'a str,
+}
+
+impl Runner<'_> {
+    async fn load(
+        &self,
+        server: &Server,
+        tokens: &Arc<Vec<String>>,
+        concurrency: usize,
+        first: u32,
+        secs: f64,
+    ) -> anyhow::Result<LoadResult> {
+        load::run(&LoadSpec {
+            url: server.graphql(),
+            tokens: tokens.clone(),
+            concurrency,
+            duration: Duration::from_secs_f64(secs),
+            body: load::request_body(first),
+            max_requests: 5_000_000,
+        })
+        .await
+    }
+
+    /// A warm-up, then a measured run with the counters read around it.
+    async fn measure(
+        &self,
+        server: &Server,
+        tokens: &Arc<Vec<String>>,
+        concurrency: usize,
+        first: u32,
+        secs: f64,
+    ) -> anyhow::Result<Measured> {
+        let plan = &self.ctx.plan;
+        if plan.warmup_secs > 0.0 {
+            self.load(server, tokens, concurrency, first, plan.warmup_secs)
+                .await?;
+        }
+        let before = if server.metrics {
+            Some(Counters::scrape(&self.ctx.http, &server.base).await?)
+        } else {
+            None
+        };
+        let fake_before = self.fake.map(|f| f.calls().management());
+        let result = self.load(server, tokens, concurrency, first, secs).await?;
+        let (sql_per_request, auth0_per_request) = match before {
+            Some(before) => {
+                let after = Counters::scrape(&self.ctx.http, &server.base).await?;
+                before.per_request(&after, result.requests)
+            }
+            None => (0.0, 0.0),
+        };
+        let fake_per_request = match (self.fake, fake_before) {
+            (Some(fake), Some(before)) if server.metrics && result.requests > 0 => {
+                Some((fake.calls().management() - before) as f64 / result.requests as f64)
+            }
+            _ => None,
+        };
+        eprintln!(
+            "[{}] {:<9} first={first:<3} {}",
+            self.tag,
+            server.name,
+            result.summary()
+        );
+        Ok(Measured {
+            result,
+            sql_per_request,
+            auth0_per_request,
+            fake_per_request,
+        })
+    }
+
+    /// Both servers under the same load, the reference first when
+    /// `reference_first` (alternating the order evens out drift).
+    async fn level(
+        &self,
+        [gateway, reference]: [&Server; 2],
+        reference_first: bool,
+        tokens: &Arc<Vec<String>>,
+        concurrency: usize,
+        first: u32,
+        secs: f64,
+    ) -> anyhow::Result<Level> {
+        let (g, r) = if reference_first {
+            let r = self
+                .measure(reference, tokens, concurrency, first, secs)
+                .await?;
+            let g = self
+                .measure(gateway, tokens, concurrency, first, secs)
+                .await?;
+            (g, r)
+        } else {
+            let g = self
+                .measure(gateway, tokens, concurrency, first, secs)
+                .await?;
+            let r = self
+                .measure(reference, tokens, concurrency, first, secs)
+                .await?;
+            (g, r)
+        };
+        Ok(Level {
+            concurrency,
+            sql_per_request: g.sql_per_request,
+            auth0_per_request: g.auth0_per_request,
+            fake_auth0_per_request: g.fake_per_request,
+            gateway: g.result,
+            reference: r.result,
+        })
+    }
+}
+
+/// Who signs the tokens of a session.
+enum Minter {
+    Local(LocalSigner),
+    Auth0(FakeAuth0),
+}
+
+/// A token for each user, issued at `iat`. RSA signing takes about a
+/// millisecond a token, so it runs off the async threads.
+async fn mint_all(
+    minter: &Arc<Minter>,
+    users: Vec<String>,
+    iat: i64,
+) -> anyhow::Result<Vec<String>> {
+    let minter = minter.clone();
+    tokio::task::spawn_blocking(move || {
+        let exp = Utc::now().timestamp() + 6 * 3600;
+        users
+            .iter()
+            .map(|sub| match &*minter {
+                Minter::Local(signer) => signer.mint(sub, iat, exp),
+                Minter::Auth0(fake) => Ok(fake.mint(sub, json!({ "iat": iat }))),
+            })
+            .collect()
+    })
+    .await
+    .context("token minting failed")?
+}
+
+/// Creates (or re-creates) database `name` on the server of `base_url`, and
+/// returns its URL.
+async fn create_postgres_database(base_url: &str, name: &str) -> anyhow::Result<String> {
+    let admin = seed::connect(base_url).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .with_context(|| format!("cannot drop the database {name}"))?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .with_context(|| format!("cannot create the database {name}"))?;
+    admin.close().await.ok();
+    let mut url = reqwest::Url::parse(base_url).context("MG_BENCH_POSTGRES_URL is not a URL")?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+/// `music-gateway migrate` on `url`.
+fn migrate(ctx: &Ctx, url: &str, data_dir: &Path, log: &Path) -> anyhow::Result<()> {
+    let output = Command::new(&ctx.gateway_bin)
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", url)
+        .env("DATA_DIR", data_dir)
+        .output()
+        .context("cannot run music-gateway migrate")?;
+    std::fs::write(log, [&output.stdout[..], &output.stderr[..]].concat())?;
+    if !output.status.success() {
+        bail!(
+            "music-gateway migrate failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+async fn database_version(conn: &DatabaseConnection, database: DbKind) -> anyhow::Result<String> {
+    let sql = match database {
+        DbKind::Sqlite => "SELECT 'SQLite ' || sqlite_version()",
+        DbKind::Postgres => "SELECT 'PostgreSQL ' || current_setting('server_version')",
+    };
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await?
+        .context("no version row")?;
+    Ok(row.try_get_by_index::<String>(0)?)
+}
+
+/// Fails unless both servers answer the full `me` query for `token`'s user
+/// with the same JSON, and the answer is a success. Returns whether the
+/// bytes are the same too: the gateway may write an object's keys in
+/// another order than the query's (async-graphql inserts the fields of a
+/// query in the order their resolvers finish), which changes no value and
+/// no size.
+async fn same_answers(
+    ctx: &Ctx,
+    gateway: &Server,
+    reference: &Server,
+    token: &str,
+    first: u32,
+) -> anyhow::Result<bool> {
+    let body = load::request_body(first);
+    let mut answers = Vec::new();
+    for server in [gateway, reference] {
+        let response = ctx
+            .http
+            .post(server.graphql())
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .with_context(|| format!("cannot query the {}", server.name))?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if let Some(problem) = load::check_response(status, &bytes) {
+            bail!(
+                "the {} failed the check query (first: {first}): {problem}",
+                server.name
+            );
+        }
+        answers.push(bytes);
+    }
+    let (g, r) = (&answers[0], &answers[1]);
+    if g == r {
+        return Ok(true);
+    }
+    let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
+    // serde_json's maps compare without regard to key order; arrays in order.
+    if let (Some(gv), Some(rv)) = (parse(g), parse(r))
+        && gv == rv
+        && g.len() == r.len()
+    {
+        return Ok(false);
+    }
+    let at = g.iter().zip(r.iter()).take_while(|(a, b)| a == b).count();
+    let around = |b: &[u8]| {
+        let start = at.saturating_sub(80);
+        String::from_utf8_lossy(&b[start..(at + 80).min(b.len())]).into_owned()
+    };
+    bail!(
+        "the gateway and the reference answer different JSON (first: {first}; {} and {} bytes; first difference at byte {at}):\n  gateway:   …{}…\n  reference: …{}…",
+        g.len(),
+        r.len(),
+        around(g),
+        around(r)
+    );
+}
