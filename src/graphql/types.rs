@@ -67,12 +67,24 @@ macro_rules! connection_type {
         }
 
         #[doc = $edge_doc]
-        #[derive(SimpleObject)]
         pub struct $edge {
-            /// An opaque cursor; pass it as `after` to continue after this item.
-            cursor: String,
-            /// The item.
+            key: i64,
             node: $node,
+        }
+
+        #[doc = $edge_doc]
+        #[Object]
+        impl $edge {
+            /// An opaque cursor; pass it as `after` to continue after this item.
+            async fn cursor(&self) -> String {
+                // Encoded on demand: most clients ask for `nodes` only.
+                encode_cursor(self.key)
+            }
+
+            /// The item.
+            async fn node(&self) -> &$node {
+                &self.node
+            }
         }
 
         #[doc = $conn_doc]
@@ -93,8 +105,8 @@ macro_rules! connection_type {
                 PageInfo {
                     has_previous_page: self.has_previous_page,
                     has_next_page: self.has_next_page,
-                    start_cursor: self.edges.first().map(|e| e.cursor.clone()),
-                    end_cursor: self.edges.last().map(|e| e.cursor.clone()),
+                    start_cursor: self.edges.first().map(|e| encode_cursor(e.key)),
+                    end_cursor: self.edges.last().map(|e| encode_cursor(e.key)),
                 }
             }
 
@@ -110,10 +122,7 @@ macro_rules! connection_type {
                     edges: page
                         .items
                         .into_iter()
-                        .map(|(key, node)| $edge {
-                            cursor: encode_cursor(key),
-                            node,
-                        })
+                        .map(|(key, node)| $edge { key, node })
                         .collect(),
                     has_previous_page: page.has_previous_page,
                     has_next_page: page.has_next_page,
