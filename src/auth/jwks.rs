@@ -77,23 +77,23 @@ impl RemoteJwks {
         Ok(count)
     }
 
-    /// The key with id `kid`, fetching the set first when it was never
-    /// fetched, is old, or lacks `kid` (at most once per interval).
+    /// The key with id `kid`. The set is fetched again when it is older than
+    /// [`MAX_AGE`] or lacks `kid`, at most once per [`MIN_REFETCH_INTERVAL`]:
+    /// neither a flood of made-up key ids nor an unreachable JWKS endpoint
+    /// turns every request into a fetch; meanwhile the cached keys serve.
     pub async fn key(&self, kid: &str) -> Option<DecodingKey> {
-        let stale = self.age().is_none_or(|age| age > MAX_AGE);
-        if !stale && let Some(key) = self.cached().get(kid) {
+        let fresh = self.age().is_some_and(|age| age <= MAX_AGE);
+        if fresh && let Some(key) = self.cached().get(kid) {
             return Some(key.clone());
         }
         {
             let mut last = self.last_refetch.lock().await;
-            // Re-check under the lock: a concurrent caller may have fetched it.
-            let stale = self.age().is_none_or(|age| age > MAX_AGE);
+            // Re-check under the lock: a concurrent caller may have fetched.
+            let fresh = self.age().is_some_and(|age| age <= MAX_AGE);
             let known = self.cached().contains_key(kid);
             let may_refetch = last.is_none_or(|at| at.elapsed() >= MIN_REFETCH_INTERVAL);
-            if stale || (!known && may_refetch) {
-                if !stale {
-                    *last = Some(Instant::now());
-                }
+            if (!fresh || !known) && may_refetch {
+                *last = Some(Instant::now());
                 if let Err(e) = self.fetch().await {
                     tracing::warn!(url = %self.url, error = %e, "cannot fetch the signing keys");
                 }
