@@ -121,21 +121,7 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
     assert!(dir.path().join("music.db").exists());
     assert!(dir.path().join("signing-key.pem").exists());
 
-    let mut child = gateway()
-        .env("DATA_DIR", dir.path())
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the gateway exited early").unwrap();
-        if let Some(rest) = line.strip_prefix("GraphiQL:") {
-            break rest.trim().to_owned();
-        }
-    };
-    // Drain the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, url) = start_gateway(&[("DATA_DIR", dir.path().display().to_string())]);
 
     let body: serde_json::Value = reqwest::Client::new()
         .post(&url)
@@ -167,4 +153,97 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts the binary with `envs` and answers it with its GraphQL URL.
+fn start_gateway(envs: &[(&str, String)]) -> (std::process::Child, String) {
+    let mut command = gateway();
+    command
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the gateway exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("GraphiQL:") {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+async fn post(url: &str, token: &str, query: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The outbox across a real crash: the process is killed with SIGKILL while
+/// Auth0 is down, and the change reaches Auth0 after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_change_survives_sigkill_and_restart() {
+    let fake = crate::fake_auth0::FakeAuth0::start().await;
+    fake.put_user(json!({"user_id": "auth0|alice", "app_metadata": {"plan": "free"}}));
+    let dir = tempfile::TempDir::new().unwrap();
+    let envs = [
+        ("DATA_DIR", dir.path().display().to_string()),
+        ("IDENTITY_MODE", "auth0".to_owned()),
+        ("AUTH0_DOMAIN", fake.base_url()),
+        ("AUTH0_AUDIENCE", fake.audience()),
+        ("AUTH0_CLIENT_ID", fake.client_id()),
+        ("AUTH0_CLIENT_SECRET", fake.client_secret()),
+        ("AUTH0_TIMEOUT_MS", "500".to_owned()),
+    ];
+    let (mut first, url) = start_gateway(&envs);
+    let user = fake.mint("auth0|alice", json!({}));
+    let me = post(&url, &user, "{ me { id plan } }").await;
+    assert_eq!(
+        me["data"]["me"],
+        json!({"id": "auth0|alice", "plan": "FREE"}),
+        "{me}"
+    );
+
+    fake.fail_next(1_000_000, 503);
+    let admin = fake.mint(
+        "auth0|admin",
+        json!({"permissions": ["write:app_metadata"]}),
+    );
+    let set = post(
+        &url,
+        &admin,
+        "mutation { setUserPlan(userId: \"auth0|alice\", plan: FAMILY) { plan } }",
+    )
+    .await;
+    assert_eq!(set["data"]["setUserPlan"]["plan"], "FAMILY", "{set}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(
+        fake.user("auth0|alice").unwrap()["app_metadata"]["plan"],
+        "free"
+    );
+
+    fake.fail_next(0, 503);
+    let (mut second, _) = start_gateway(&envs);
+    let started = std::time::Instant::now();
+    while fake.user("auth0|alice").unwrap()["app_metadata"]["plan"] != "family" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the change never reached Auth0"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
 }
