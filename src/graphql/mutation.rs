@@ -7,8 +7,8 @@ use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Resu
 use serde_json::Value;
 
 use super::{
-    context::{current_user, require_admin, services},
-    types::{Me, Playlist, Song, UserProfile, caller, parse_id},
+    context::{current_user, current_user_id, require_admin, services},
+    types::{Me, Playlist, Song, UserProfile, parse_id},
 };
 use crate::{
     error::{AppError, AppResult},
@@ -162,13 +162,13 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The new song.")] input: AddSongInput,
     ) -> Result<Song> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let new = NewSong {
             name: input.name,
             artist: input.artist,
             genre: input.genre,
         };
-        Ok(Song(services(ctx).music.add_song(&user, new).await?))
+        Ok(Song(services(ctx).music.add_song(user, new).await?))
     }
 
     /// Changes one of the caller's songs.
@@ -178,7 +178,7 @@ impl MutationRoot {
         #[graphql(desc = "The song's id.")] id: ID,
         #[graphql(desc = "The fields to change.")] input: UpdateSongInput,
     ) -> Result<Song> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("song", &id)?;
         let changes = SongChanges {
             name: input.name,
@@ -186,7 +186,7 @@ impl MutationRoot {
             genre: maybe(input.genre),
         };
         Ok(Song(
-            services(ctx).music.update_song(&user, id, changes).await?,
+            services(ctx).music.update_song(user, id, changes).await?,
         ))
     }
 
@@ -196,9 +196,9 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The song's id.")] id: ID,
     ) -> Result<ID> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let song = parse_id("song", &id)?;
-        services(ctx).music.delete_song(&user, song).await?;
+        services(ctx).music.delete_song(user, song).await?;
         Ok(id)
     }
 
@@ -208,12 +208,12 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The new playlist.")] input: CreatePlaylistInput,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let ids = song_ids(input.song_ids.as_deref().unwrap_or_default())?;
         Ok(Playlist::from(
             services(ctx)
                 .music
-                .create_playlist(&user, &input.name, ids)
+                .create_playlist(user, &input.name, ids)
                 .await?,
         ))
     }
@@ -225,12 +225,12 @@ impl MutationRoot {
         #[graphql(desc = "The playlist's id.")] id: ID,
         #[graphql(desc = "The fields to change.")] input: UpdatePlaylistInput,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("playlist", &id)?;
         let music = &services(ctx).music;
         Ok(Playlist::from(match input.name {
-            Some(name) => music.rename_playlist(&user, id, &name).await?,
-            None => music.own_playlist(&user, id).await?,
+            Some(name) => music.rename_playlist(user, id, &name).await?,
+            None => music.own_playlist(user, id).await?,
         }))
     }
 
@@ -241,9 +241,9 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The playlist's id.")] id: ID,
     ) -> Result<ID> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let playlist = parse_id("playlist", &id)?;
-        services(ctx).music.delete_playlist(&user, playlist).await?;
+        services(ctx).music.delete_playlist(user, playlist).await?;
         Ok(id)
     }
 
@@ -254,11 +254,11 @@ impl MutationRoot {
         #[graphql(desc = "The playlist's id.")] playlist_id: ID,
         #[graphql(desc = "Ids of songs in the caller's library (at most 100).")] song_ids: Vec<ID>,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("playlist", &playlist_id)?;
         let ids = self::song_ids(&song_ids)?;
         Ok(Playlist::from(
-            services(ctx).music.add_songs(&user, id, ids).await?,
+            services(ctx).music.add_songs(user, id, ids).await?,
         ))
     }
 
@@ -269,11 +269,11 @@ impl MutationRoot {
         #[graphql(desc = "The playlist's id.")] playlist_id: ID,
         #[graphql(desc = "Ids of songs in the caller's library (at most 100).")] song_ids: Vec<ID>,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("playlist", &playlist_id)?;
         let ids = self::song_ids(&song_ids)?;
         Ok(Playlist::from(
-            services(ctx).music.remove_songs(&user, id, ids).await?,
+            services(ctx).music.remove_songs(user, id, ids).await?,
         ))
     }
 
@@ -284,10 +284,10 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The playlist's id.")] playlist_id: ID,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("playlist", &playlist_id)?;
         Ok(Playlist::from(
-            services(ctx).music.record_play(&user, id).await?,
+            services(ctx).music.record_play(user, id).await?,
         ))
     }
 
@@ -298,13 +298,10 @@ impl MutationRoot {
         #[graphql(desc = "The playlist's id.")] id: ID,
         #[graphql(desc = "`true` to feature it, `false` to stop.")] featured: bool,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("playlist", &id)?;
         Ok(Playlist::from(
-            services(ctx)
-                .music
-                .set_featured(&user, id, featured)
-                .await?,
+            services(ctx).music.set_featured(user, id, featured).await?,
         ))
     }
 

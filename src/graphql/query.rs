@@ -3,10 +3,8 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::{
-    context::{current_user, page, services},
-    types::{
-        CountOf, Me, Playlist, PlaylistConnection, Song, caller, parse_id, playlist_connection,
-    },
+    context::{current_user, current_user_id, page, services},
+    types::{CountOf, Me, Playlist, PlaylistConnection, Song, parse_id, playlist_connection},
 };
 
 /// Reads. Everything but `featuredPlaylists` is the caller's own.
@@ -31,7 +29,7 @@ impl QueryRoot {
         )]
         after: Option<String>,
     ) -> Result<PlaylistConnection> {
-        caller(ctx).await?;
+        current_user_id(ctx).await?;
         let page = page(ctx, first, after)?;
         let items = services(ctx).music.featured_playlists(page).await?;
         Ok(playlist_connection(page, items, CountOf::FeaturedPlaylists))
@@ -43,10 +41,10 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The playlist's id.")] id: ID,
     ) -> Result<Playlist> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("playlist", &id)?;
         Ok(Playlist::from(
-            services(ctx).music.visible_playlist(&user, id).await?,
+            services(ctx).music.visible_playlist(user, id).await?,
         ))
     }
 
@@ -56,8 +54,8 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The song's id.")] id: ID,
     ) -> Result<Song> {
-        let user = caller(ctx).await?;
+        let user = current_user_id(ctx).await?;
         let id = parse_id("song", &id)?;
-        Ok(Song(services(ctx).music.song(&user, id).await?))
+        Ok(Song(services(ctx).music.song(user, id).await?))
     }
 }

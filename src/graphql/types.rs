@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
-    context::{current_user_id, page, services},
+    context::{page, services},
     loaders::PlaylistBatch,
 };
 use crate::{
@@ -446,9 +446,4 @@ impl From<UserRecord> for UserProfile {
             name: user.name,
         }
     }
-}
-
-/// Ensures the caller's row exists before a write that references it.
-pub(super) async fn caller(ctx: &Context<'_>) -> AppResult<String> {
-    Ok(current_user_id(ctx).await?.to_owned())
 }

@@ -123,16 +123,12 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
 
     let (mut child, url) = start_gateway(&[("DATA_DIR", dir.path().display().to_string())]);
 
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(&token)
-        .json(&json!({"query": "{ me { id songs { totalCount } playlists { nodes { name plays } } } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = post(
+        &url,
+        &token,
+        "{ me { id songs { totalCount } playlists { nodes { name plays } } } }",
+    )
+    .await;
     assert_eq!(body["data"]["me"]["id"], "demo|listener", "{body}");
     assert_eq!(body["data"]["me"]["songs"]["totalCount"], 8);
     assert_eq!(body["data"]["me"]["playlists"]["nodes"][0]["plays"], 12);
