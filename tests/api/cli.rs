@@ -4,6 +4,7 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -121,9 +122,14 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
     assert!(dir.path().join("music.db").exists());
     assert!(dir.path().join("signing-key.pem").exists());
 
-    let (mut child, url) = start_gateway(&[("DATA_DIR", dir.path().display().to_string())]);
+    let mut gateway = start_gateway(&[("DATA_DIR", dir.path().display().to_string())]);
+    let url = gateway.url.clone();
 
-    let body = post(
+    // The client stays alive, so its connection sits idle in its pool
+    // across the SIGTERM, as a browser's or an app's would.
+    let client = reqwest::Client::new();
+    let body = post_with(
+        &client,
         &url,
         &token,
         "{ me { id songs { totalCount } playlists { nodes { name plays } } } }",
@@ -134,46 +140,87 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
     assert_eq!(body["data"]["me"]["playlists"]["nodes"][0]["plays"], 12);
 
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &gateway.child.id().to_string()])
         .status()
         .unwrap();
     let started = std::time::Instant::now();
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit status after SIGTERM: {status}");
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "exit status after SIGTERM: {status}\n{}",
+                gateway.log()
+            );
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "the gateway did not stop on SIGTERM"
+            "the gateway did not stop on SIGTERM; its log:\n{}",
+            gateway.log()
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+}
+
+/// A gateway process started by a test, with what it has logged so far.
+struct Running {
+    child: std::process::Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    /// The log, for a failure message that shows what the process was doing.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 }
 
-/// Starts the binary with `envs` and answers it with its GraphQL URL.
-fn start_gateway(envs: &[(&str, String)]) -> (std::process::Child, String) {
+/// Starts the binary with `envs`, its HTTP server traced so that a failed
+/// shutdown explains itself, and waits until it listens.
+fn start_gateway(envs: &[(&str, String)]) -> Running {
     let mut command = gateway();
     command
         .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info,axum::serve=trace")
         .stderr(Stdio::piped());
     for (key, value) in envs {
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
     let url = loop {
         let line = lines.next().expect("the gateway exited early").unwrap();
-        if let Some(rest) = line.strip_prefix("GraphiQL:") {
-            break rest.trim().to_owned();
+        let url = line
+            .strip_prefix("GraphiQL:")
+            .map(|rest| rest.trim().to_owned());
+        log.lock().unwrap().push(line);
+        if let Some(url) = url {
+            break url;
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Running { child, url, log }
 }
 
 async fn post(url: &str, token: &str, query: &str) -> serde_json::Value {
-    reqwest::Client::new()
+    post_with(&reqwest::Client::new(), url, token, query).await
+}
+
+async fn post_with(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+) -> serde_json::Value {
+    client
         .post(url)
         .bearer_auth(token)
         .json(&json!({ "query": query }))
@@ -201,7 +248,8 @@ async fn an_outbox_change_survives_sigkill_and_restart() {
         ("AUTH0_CLIENT_SECRET", fake.client_secret()),
         ("AUTH0_TIMEOUT_MS", "500".to_owned()),
     ];
-    let (mut first, url) = start_gateway(&envs);
+    let mut first = start_gateway(&envs);
+    let url = first.url.clone();
     let user = fake.mint("auth0|alice", json!({}));
     let me = post(&url, &user, "{ me { id plan } }").await;
     assert_eq!(
@@ -223,23 +271,24 @@ async fn an_outbox_change_survives_sigkill_and_restart() {
     .await;
     assert_eq!(set["data"]["setUserPlan"]["plan"], "FAMILY", "{set}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
     assert_eq!(
         fake.user("auth0|alice").unwrap()["app_metadata"]["plan"],
         "free"
     );
 
     fake.fail_next(0, 503);
-    let (mut second, _) = start_gateway(&envs);
+    let mut second = start_gateway(&envs);
     let started = std::time::Instant::now();
     while fake.user("auth0|alice").unwrap()["app_metadata"]["plan"] != "family" {
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the change never reached Auth0"
+            "the change never reached Auth0; the restarted gateway's log:\n{}",
+            second.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
 }
