@@ -62,16 +62,33 @@ pub(super) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
 /// The signed-in user's record, created on their first request and read once
 /// per request however many resolvers ask.
 pub(super) async fn current_user<'a>(ctx: &Context<'a>) -> AppResult<&'a UserRecord> {
+    let principal = user_principal(ctx)?;
+    request(ctx)
+        .user
+        .get_or_try_init(|| services(ctx).profiles.get_or_create(principal))
+        .await
+}
+
+/// The token's principal if it stands for a user (not a machine).
+pub(super) fn user_principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
     let principal = principal(ctx)?;
     if principal.is_machine() {
         return Err(AppError::forbidden(
             "a machine (client-credentials) token has no user profile",
         ));
     }
-    request(ctx)
-        .user
-        .get_or_try_init(|| services(ctx).profiles.get_or_create(principal))
-        .await
+    Ok(principal)
+}
+
+/// The caller's record if this request has read it already.
+pub(super) fn known_user<'a>(ctx: &Context<'a>) -> Option<&'a UserRecord> {
+    request(ctx).user.get()
+}
+
+/// Keeps `user` as the caller's record for the rest of the request (unless
+/// another resolver read it first), and answers the kept one.
+pub(super) async fn remember_user<'a>(ctx: &Context<'a>, user: UserRecord) -> &'a UserRecord {
+    request(ctx).user.get_or_init(|| async { user }).await
 }
 
 /// The caller's user id, creating their row if needed (rows they create

@@ -36,6 +36,24 @@ impl PlaylistBatch {
         })
     }
 
+    /// A batch over the playlists `ids` with what was already read for them:
+    /// one page of songs of each, and their song counts.
+    pub fn with_loaded(
+        ids: impl IntoIterator<Item = i64>,
+        songs: Option<(Page, PlaylistSongsPage)>,
+        counts: Option<HashMap<i64, u64>>,
+    ) -> Arc<Self> {
+        let pages = songs
+            .map(|(page, loaded)| (page, Arc::new(OnceCell::new_with(Some(loaded)))))
+            .into_iter()
+            .collect();
+        Arc::new(Self {
+            ids: ids.into_iter().collect(),
+            songs: Mutex::new(pages),
+            counts: OnceCell::new_with(counts),
+        })
+    }
+
     /// One page of playlist `id`'s songs, loading that page for the whole batch.
     pub async fn songs(
         &self,

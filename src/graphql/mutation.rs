@@ -150,10 +150,9 @@ impl MutationRoot {
     ) -> Result<Me> {
         let update = parse_update_me(input)?;
         let user = current_user(ctx).await?;
-        Ok(Me(services(ctx)
-            .profiles
-            .update_me(&user.id, update)
-            .await?))
+        Ok(Me::new(
+            services(ctx).profiles.update_me(&user.id, update).await?,
+        ))
     }
 
     /// Adds a song to the caller's library.

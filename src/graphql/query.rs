@@ -1,11 +1,14 @@
 //! The query root.
 
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, ID, Lookahead, Object, Result, Value};
 
 use super::{
-    context::{current_user, current_user_id, page, services},
+    context::{
+        current_user, current_user_id, known_user, page, remember_user, services, user_principal,
+    },
     types::{CountOf, Me, Playlist, PlaylistConnection, Song, parse_id, playlist_connection},
 };
+use crate::music::{ListPlan, MePlan};
 
 /// Reads. Everything but `featuredPlaylists` is the caller's own.
 pub struct QueryRoot;
@@ -15,7 +18,21 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The signed-in user. Fails with `UNAUTHENTICATED` without a token.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
-        Ok(Me(current_user(ctx).await?.clone()))
+        let principal = user_principal(ctx)?;
+        if let Some(user) = known_user(ctx) {
+            return Ok(Me::new(user.clone()));
+        }
+        let plan = me_plan(ctx, &ctx.look_ahead());
+        if plan.is_empty() {
+            return Ok(Me::new(current_user(ctx).await?.clone()));
+        }
+        // One statement for the row and the music the query asks for; the
+        // row then goes through the same policy as a row read on its own.
+        let services = services(ctx);
+        let (row, music) = services.music.me_bundle(&principal.user_id, &plan).await?;
+        let user = services.profiles.settle(principal, row).await?;
+        let user = remember_user(ctx, user).await;
+        Ok(Me::with_music(user.clone(), music))
     }
 
     /// Playlists featured by playlist editors, visible to every signed-in user.
@@ -57,5 +74,51 @@ impl QueryRoot {
         let user = current_user_id(ctx).await?;
         let id = parse_id("song", &id)?;
         Ok(Song(services(ctx).music.song(user, id).await?))
+    }
+}
+
+/// What a query selects of the caller's music under `me`, read ahead.
+fn me_plan(ctx: &Context<'_>, me: &Lookahead<'_>) -> MePlan {
+    let playlists = me.field("playlists");
+    let mut nested = playlists.field("nodes").field("songs");
+    if !nested.exists() {
+        nested = playlists.field("edges").field("node").field("songs");
+    }
+    MePlan {
+        songs: list_plan(ctx, &me.field("songs")),
+        playlists: list_plan(ctx, &playlists),
+        playlist_songs: list_plan(ctx, &nested),
+    }
+}
+
+/// The page and count one list field asks for. When a field is selected
+/// twice (under aliases), the first selection's arguments are read ahead and
+/// the other is read when resolved; arguments that are not a valid page are
+/// left for the resolver to reject.
+fn list_plan(ctx: &Context<'_>, list: &Lookahead<'_>) -> ListPlan {
+    let Some(field) = list.selection_fields().into_iter().next() else {
+        return ListPlan::default();
+    };
+    let wants_items = list.field("nodes").exists()
+        || list.field("edges").exists()
+        || list.field("pageInfo").exists();
+    let page = wants_items
+        .then(|| {
+            let mut first = None;
+            let mut after = None;
+            for (name, value) in field.arguments().ok()? {
+                match (name.as_str(), value) {
+                    ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
+                    ("after", Value::String(s)) => after = Some(s),
+                    (_, Value::Null) => {}
+                    _ => return None,
+                }
+            }
+            page(ctx, first, after).ok()
+        })
+        .flatten();
+    ListPlan {
+        page,
+        count: list.field("totalCount").exists(),
     }
 }

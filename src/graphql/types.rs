@@ -1,7 +1,7 @@
 //! GraphQL object types. Each wraps a service value; none is a database row
 //! type itself, so the schema can change without touching the tables.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{
     ComplexObject, Context, ID, Json, Object, Result, SimpleObject, connection::PageInfo,
@@ -17,7 +17,7 @@ use super::{
 use crate::{
     entity::{playlists, songs},
     error::{AppError, AppResult},
-    music::{self, PageOf},
+    music::{self, MeMusic, PageOf},
     profile::{PLAYLIST_EDITOR, Plan, UserRecord},
 };
 
@@ -49,6 +49,8 @@ pub(super) fn parse_id(kind: &str, id: &ID) -> AppResult<i64> {
 /// Where a list's total count comes from; counted only when asked for.
 #[derive(Clone)]
 pub(super) enum CountOf {
+    /// Counted already, by the statement that read the page.
+    Known(u64),
     UserSongs(String),
     UserPlaylists(String),
     FeaturedPlaylists,
@@ -136,6 +138,7 @@ macro_rules! connection_type {
 async fn total_count(ctx: &Context<'_>, count: &CountOf) -> Result<u64> {
     let music = &services(ctx).music;
     Ok(match count {
+        CountOf::Known(n) => *n,
         CountOf::UserSongs(user) => music.count_songs(user).await?,
         CountOf::UserPlaylists(user) => music.count_playlists(user).await?,
         CountOf::FeaturedPlaylists => music.count_featured().await?,
@@ -236,6 +239,15 @@ pub(super) fn playlist_connection(
     count: CountOf,
 ) -> PlaylistConnection {
     let batch = PlaylistBatch::new(items.items.iter().map(|p| p.id));
+    playlist_page(page, items, count, batch)
+}
+
+fn playlist_page(
+    page: music::Page,
+    items: PageOf<playlists::Model>,
+    count: CountOf,
+    batch: Arc<PlaylistBatch>,
+) -> PlaylistConnection {
     connection(page, items, count, |model| {
         (
             model.id,
@@ -300,64 +312,89 @@ impl Playlist {
 }
 
 /// The signed-in user: the identity profile joined with their music data.
-pub struct Me(pub UserRecord);
+pub struct Me {
+    user: UserRecord,
+    /// What the `me` resolver read ahead for the fields below; each part is
+    /// taken by the first field that asks for exactly that page.
+    music: Mutex<MeMusic>,
+}
+
+impl Me {
+    /// The user, with nothing read ahead.
+    pub fn new(user: UserRecord) -> Self {
+        Self::with_music(user, MeMusic::default())
+    }
+
+    /// The user, with the music read ahead for this query.
+    pub fn with_music(user: UserRecord, music: MeMusic) -> Self {
+        Self {
+            user,
+            music: Mutex::new(music),
+        }
+    }
+
+    fn music(&self) -> std::sync::MutexGuard<'_, MeMusic> {
+        // A poisoned lock only means another resolver panicked; the data is still sound.
+        self.music.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// The signed-in user: the identity profile joined with their music data.
 #[Object]
 impl Me {
     /// The user id of the identity provider, e.g. `google-oauth2|1234`.
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.user.id.clone())
     }
 
     /// The email address from the identity profile.
     async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+        self.user.email.as_deref()
     }
 
     /// The full name from the identity profile.
     async fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+        self.user.name.as_deref()
     }
 
     /// The avatar URL from the identity profile.
     async fn picture(&self) -> Option<&str> {
-        self.0.picture.as_deref()
+        self.user.picture.as_deref()
     }
 
     /// The name shown in the app; `"user"` until the user sets one.
     async fn display_name(&self) -> &str {
-        self.0.display_name()
+        self.user.display_name()
     }
 
     /// The user's own settings, a JSON object (user_metadata without `displayName`).
     async fn preferences(&self) -> Json<Value> {
-        Json(Value::Object(self.0.preferences()))
+        Json(Value::Object(self.user.preferences()))
     }
 
     /// Roles granted by the server or an admin (read-only to the user).
     async fn roles(&self) -> Vec<String> {
-        self.0.roles()
+        self.user.roles()
     }
 
     /// The subscription plan (read-only to the user).
     async fn plan(&self) -> Plan {
-        self.0.plan()
+        self.user.plan()
     }
 
     /// Whether the user may feature playlists (holds `playlist_editor`).
     async fn can_edit_featured_playlists(&self) -> bool {
-        self.0.has_role(PLAYLIST_EDITOR)
+        self.user.has_role(PLAYLIST_EDITOR)
     }
 
     /// The user's favourite genre, kept in the music database.
     async fn fav_genre(&self) -> Option<&str> {
-        self.0.fav_genre.as_deref()
+        self.user.fav_genre.as_deref()
     }
 
     /// When the profile last matched the identity provider.
     async fn synced_at(&self) -> Option<DateTime<Utc>> {
-        self.0.synced_at
+        self.user.synced_at
     }
 
     /// The user's songs, oldest first.
@@ -371,13 +408,20 @@ impl Me {
         after: Option<String>,
     ) -> Result<SongConnection> {
         let page = page(ctx, first, after)?;
-        let items = services(ctx).music.songs(&self.0.id, page).await?;
-        Ok(connection(
-            page,
-            items,
-            CountOf::UserSongs(self.0.id.clone()),
-            |s| (s.id, Song(s)),
-        ))
+        let (read, count) = {
+            let mut music = self.music();
+            let read = music.songs.take_if(|(p, _)| *p == page);
+            (read, music.song_count)
+        };
+        let items = match read {
+            Some((_, items)) => items,
+            None => services(ctx).music.songs(&self.user.id, page).await?,
+        };
+        let count = match count {
+            Some(n) => CountOf::Known(n),
+            None => CountOf::UserSongs(self.user.id.clone()),
+        };
+        Ok(connection(page, items, count, |s| (s.id, Song(s))))
     }
 
     /// The user's playlists, oldest first.
@@ -392,17 +436,40 @@ impl Me {
         after: Option<String>,
     ) -> Result<PlaylistConnection> {
         let page = page(ctx, first, after)?;
-        let items = services(ctx).music.playlists(&self.0.id, page).await?;
-        Ok(playlist_connection(
-            page,
-            items,
-            CountOf::UserPlaylists(self.0.id.clone()),
-        ))
+        let (read, count) = {
+            let mut music = self.music();
+            let read = music
+                .playlists
+                .take_if(|(p, _)| *p == page)
+                .map(|(_, items)| {
+                    (
+                        items,
+                        music.playlist_songs.take(),
+                        music.playlist_song_counts.take(),
+                    )
+                });
+            (read, music.playlist_count)
+        };
+        let count = match count {
+            Some(n) => CountOf::Known(n),
+            None => CountOf::UserPlaylists(self.user.id.clone()),
+        };
+        Ok(match read {
+            Some((items, songs, counts)) => {
+                let batch =
+                    PlaylistBatch::with_loaded(items.items.iter().map(|p| p.id), songs, counts);
+                playlist_page(page, items, count, batch)
+            }
+            None => {
+                let items = services(ctx).music.playlists(&self.user.id, page).await?;
+                playlist_connection(page, items, count)
+            }
+        })
     }
 
     /// Plays summed over all the user's playlists.
     async fn total_plays(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(services(ctx).music.total_plays(&self.0.id).await?)
+        Ok(services(ctx).music.total_plays(&self.user.id).await?)
     }
 }
 

@@ -4,6 +4,7 @@
 //! can never read or change another user's rows; the one exception is
 //! reading featured playlists, which every signed-in user may see.
 
+mod me;
 mod playlists;
 mod songs;
 pub use songs::{NewSong, SongChanges};
@@ -11,6 +12,7 @@ pub mod validate;
 
 use sea_orm::DatabaseConnection;
 
+pub use me::{ListPlan, MeMusic, MePlan};
 pub use playlists::{PlaylistSong, PlaylistSongsPage};
 
 use crate::profile::ProfileService;

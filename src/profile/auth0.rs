@@ -111,10 +111,15 @@ impl Auth0Mirror {
         &self.client
     }
 
-    /// The caller's row under the refresh policy.
-    pub async fn user_for(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
+    /// The caller's record under the refresh policy, from `row`, their row
+    /// as just read (`None`: not in the database yet).
+    pub async fn user_for(
+        self: &Arc<Self>,
+        principal: &Principal,
+        row: Option<UserRecord>,
+    ) -> AppResult<UserRecord> {
         let user_id = principal.user_id.as_str();
-        let Some(row) = ProfileService::find(&self.db, user_id).await? else {
+        let Some(row) = row else {
             return self.first_seen(principal).await;
         };
         let Some(synced_at) = row.synced_at else {

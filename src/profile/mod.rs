@@ -199,13 +199,25 @@ impl ProfileService {
     /// The caller's record: in local mode created from the token's claims on
     /// first sight; in auth0 mode under the mirror's refresh policy.
     pub async fn get_or_create(&self, principal: &Principal) -> AppResult<UserRecord> {
+        let row = Self::find(&self.db, &principal.user_id).await?;
+        self.settle(principal, row).await
+    }
+
+    /// The caller's record from `row`, the user's row as just read (by
+    /// [`Self::find`] or a statement that also read other data): created
+    /// when missing, and in auth0 mode refreshed under the mirror's policy.
+    pub async fn settle(
+        &self,
+        principal: &Principal,
+        row: Option<UserRecord>,
+    ) -> AppResult<UserRecord> {
         if let Some(mirror) = &self.auth0 {
-            return mirror.user_for(principal).await;
+            return mirror.user_for(principal, row).await;
         }
-        if let Some(user) = Self::find(&self.db, &principal.user_id).await? {
-            return Ok(user);
+        match row {
+            Some(user) => Ok(user),
+            None => Self::insert_from_claims(&self.db, principal, Some(Utc::now())).await,
         }
-        Self::insert_from_claims(&self.db, principal, Some(Utc::now())).await
     }
 
     /// Creates a user's row from the token's claims (roles from the roles

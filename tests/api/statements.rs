@@ -49,9 +49,51 @@ async fn statements_per_query_do_not_grow_with_playlists(app: TestApp) {
         one, fifty,
         "1 playlist cost {one} statements, 50 cost {fifty}"
     );
-    // user row, songs page, songs count, playlists page, playlists count,
-    // one batch of playlist songs, one batch of their counts.
-    assert!(fifty <= 7, "the full query cost {fifty} statements");
+    // The user row, both pages, the songs of every playlist and all the
+    // counts are read ahead by `me` in a single statement.
+    assert_eq!(fifty, 1, "the full query cost {fifty} statements");
+}
+
+async fn a_list_asked_twice_with_other_pages_reads_the_second_on_its_own(app: TestApp) {
+    library(&app, "auth0|twice", 2).await;
+    let (statements, data) = {
+        app.ok("auth0|twice", "{ me { id } }", json!({})).await;
+        let before = app.statements();
+        let data = app
+            .ok(
+                "auth0|twice",
+                "{ me { one: songs(first: 1) { nodes { name } pageInfo { hasNextPage } }
+                        all: songs(first: 5) { nodes { name } pageInfo { hasNextPage } }
+                        playlists(first: 1) { nodes { name
+                            two: songs(first: 2) { nodes { name } }
+                            three: songs(first: 3) { totalCount nodes { name } } } } } }",
+                json!({}),
+            )
+            .await;
+        (app.statements() - before, data)
+    };
+    let me = &data["me"];
+    assert_eq!(me["one"]["nodes"], json!([{"name": "a"}]));
+    assert_eq!(me["one"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(
+        me["all"]["nodes"],
+        json!([{"name": "a"}, {"name": "b"}, {"name": "c"}])
+    );
+    assert_eq!(me["all"]["pageInfo"]["hasNextPage"], false);
+    let playlist = &me["playlists"]["nodes"][0];
+    assert_eq!(playlist["name"], "p0");
+    assert_eq!(
+        playlist["two"]["nodes"],
+        json!([{"name": "a"}, {"name": "b"}])
+    );
+    assert_eq!(playlist["three"]["totalCount"], 3);
+    assert_eq!(
+        playlist["three"]["nodes"],
+        json!([{"name": "a"}, {"name": "b"}, {"name": "c"}])
+    );
+    // The statement read ahead answers the first page of each list and the
+    // count; the other song page and playlist-songs page cost one each.
+    assert_eq!(statements, 3, "{data}");
 }
 
 async fn a_warm_me_is_one_statement(app: TestApp) {
@@ -69,4 +111,5 @@ async fn a_warm_me_is_one_statement(app: TestApp) {
 on_both_databases!(
     statements_per_query_do_not_grow_with_playlists,
     a_warm_me_is_one_statement,
+    a_list_asked_twice_with_other_pages_reads_the_second_on_its_own,
 );
