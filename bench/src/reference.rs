@@ -215,11 +215,15 @@ impl Db {
     async fn me(&self, user_id: &str, pages: Pages) -> Result<Option<String>, sqlx::Error> {
         match self {
             Db::Sqlite(pool) => {
-                sqlx::query_scalar::<_, String>(SQLITE_ME)
+                // The page sizes go into the text, as the gateway's do: SQLite
+                // expires a prepared statement whose bound LIMIT is rebound,
+                // so a bound LIMIT would parse and plan it again every time.
+                let sql = SQLITE_ME
+                    .replace("LIMIT ?2", &format!("LIMIT {}", pages.songs))
+                    .replace("LIMIT ?3", &format!("LIMIT {}", pages.playlists))
+                    .replace("LIMIT ?4", &format!("LIMIT {}", pages.playlist_songs));
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
                     .bind(user_id)
-                    .bind(pages.songs)
-                    .bind(pages.playlists)
-                    .bind(pages.playlist_songs)
                     .fetch_optional(pool)
                     .await
             }
