@@ -29,10 +29,13 @@ use crate::{
     auth0::ManagementClient,
     config::Config,
     db::StatementCounter,
-    graphql::{AppSchema, Limits, Services},
+    graphql::{AppSchema, DocumentCache, Limits, Services},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
+
+/// Parsed query documents kept: far more than the distinct queries an app sends.
+const DOCUMENT_CACHE_CAPACITY: usize = 512;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ pub struct AppState {
     /// The local issuer, in the local identity mode.
     pub issuer: Option<LocalIssuer>,
     pub statements: StatementCounter,
+    /// Parsed query documents, by query text.
+    pub documents: Arc<DocumentCache>,
     /// The auth0 mode's background workers (refresh queue, outbox).
     pub workers: Option<Arc<Workers>>,
 }
@@ -116,6 +121,7 @@ impl App {
             verifier: Arc::new(verifier),
             issuer,
             statements,
+            documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_CAPACITY)),
             workers: workers.map(Arc::new),
         };
         Ok(Self {

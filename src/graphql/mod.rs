@@ -5,6 +5,7 @@
 //! context, and wrap what comes back in an object type.
 
 mod context;
+mod documents;
 mod loaders;
 mod mutation;
 mod query;
@@ -13,6 +14,7 @@ mod types;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use context::{Limits, RequestContext, Services};
+pub use documents::DocumentCache;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 

@@ -71,10 +71,11 @@ async fn graphql(
     MaybePrincipal(principal): MaybePrincipal,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
-    let request = match request {
+    let mut request = match request {
         Ok(request) => request.into_inner(),
         Err(rejection) => return bad_request(rejection.0),
     };
+    state.documents.prepare(&mut request);
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
