@@ -8,7 +8,7 @@ use super::{
     },
     types::{CountOf, Me, Playlist, PlaylistConnection, Song, parse_id, playlist_connection},
 };
-use crate::music::{ListPlan, MePlan};
+use crate::music::{Columns, ListPlan, MePlan};
 
 /// Reads. Everything but `featuredPlaylists` is the caller's own.
 pub struct QueryRoot;
@@ -84,11 +84,37 @@ fn me_plan(ctx: &Context<'_>, me: &Lookahead<'_>) -> MePlan {
     if !nested.exists() {
         nested = playlists.field("edges").field("node").field("songs");
     }
+    let songs = me.field("songs");
     MePlan {
-        songs: list_plan(ctx, &me.field("songs")),
+        songs: list_plan(ctx, &songs),
         playlists: list_plan(ctx, &playlists),
         playlist_songs: list_plan(ctx, &nested),
+        song_columns: columns(&songs, &["artist", "genre"], &[]),
+        playlist_columns: columns(&playlists, &["plays", "featured"], &["songs"]),
+        playlist_song_columns: columns(&nested, &["artist", "genre"], &[]),
     }
+}
+
+/// The columns the items of `list` need, from the fields selected on them
+/// (under every alias of the list): `details` need the detail columns,
+/// `createdAt` its column, and `id`, `name` and `others` none. A field this
+/// function does not know reads every column, so a field added to the type
+/// later is never answered from a column left out.
+fn columns(list: &Lookahead<'_>, details: &[&str], others: &[&str]) -> Columns {
+    let mut columns = Columns::NONE;
+    let items = [list.field("nodes"), list.field("edges").field("node")];
+    for item in items.iter().flat_map(Lookahead::selection_fields) {
+        for field in item.selection_set() {
+            match field.name() {
+                "id" | "name" | "__typename" => {}
+                "createdAt" => columns.created_at = true,
+                name if details.contains(&name) => columns.details = true,
+                name if others.contains(&name) => {}
+                _ => return Columns::ALL,
+            }
+        }
+    }
+    columns
 }
 
 /// The page and count one list field asks for. When a field is selected

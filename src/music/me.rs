@@ -44,6 +44,42 @@ pub struct MePlan {
     pub playlists: ListPlan,
     /// The songs of each playlist in the playlists page (needs that page).
     pub playlist_songs: ListPlan,
+    /// The optional columns of the songs of `songs`.
+    pub song_columns: Columns,
+    /// The optional columns of the playlists of `playlists`.
+    pub playlist_columns: Columns,
+    /// The optional columns of the songs of `playlist_songs`.
+    pub playlist_song_columns: Columns,
+}
+
+/// Which columns beyond `id` and `name` a list's items need. A column left
+/// out is not read, and its field in the row read ahead is left empty: only
+/// the query that asked for no such field reads that row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Columns {
+    /// A song's `artist` and `genre`; a playlist's `plays` and `featured`.
+    pub details: bool,
+    /// `created_at`.
+    pub created_at: bool,
+}
+
+impl Columns {
+    /// Every column.
+    pub const ALL: Self = Self {
+        details: true,
+        created_at: true,
+    };
+    /// Only `id` and `name`.
+    pub const NONE: Self = Self {
+        details: false,
+        created_at: false,
+    };
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Self::ALL
+    }
 }
 
 impl MePlan {
@@ -85,33 +121,61 @@ struct MeRow {
 #[derive(Deserialize)]
 struct PlaylistJson {
     id: i64,
-    user_id: String,
     name: String,
-    plays: i64,
-    #[serde(deserialize_with = "sql::json_bool")]
-    featured: bool,
-    created_at: DateTime<Utc>,
     #[serde(default)]
-    songs: Option<Vec<PlaylistSongJson>>,
+    plays: i64,
+    #[serde(default, deserialize_with = "sql::json_bool")]
+    featured: bool,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    songs: Option<Vec<SongJson>>,
     #[serde(default)]
     song_count: Option<i64>,
 }
 
-// The song's fields are spelled out: `#[serde(flatten)]` would buffer every
-// object before reading it.
 #[derive(Deserialize)]
-struct PlaylistSongJson {
+struct SongJson {
+    #[serde(default)]
     position: i64,
     id: i64,
-    user_id: String,
     name: String,
+    #[serde(default)]
     artist: Option<String>,
+    #[serde(default)]
     genre: Option<String>,
-    created_at: DateTime<Utc>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
 }
 
-const SONG_FIELDS: [&str; 6] = ["id", "user_id", "name", "artist", "genre", "created_at"];
-const PLAYLIST_FIELDS: [&str; 6] = ["id", "user_id", "name", "plays", "featured", "created_at"];
+impl SongJson {
+    /// The song of `owner` (every song read here is the caller's).
+    fn into_model(self, owner: &str) -> songs::Model {
+        songs::Model {
+            id: self.id,
+            user_id: owner.to_owned(),
+            name: self.name,
+            artist: self.artist,
+            genre: self.genre,
+            created_at: self.created_at.unwrap_or_default(),
+        }
+    }
+}
+
+/// The columns of a song or playlist to read, by [`Columns`].
+fn fields(details: [&'static str; 2], columns: Columns) -> Vec<&'static str> {
+    let mut fields = vec!["id", "name"];
+    if columns.details {
+        fields.extend(details);
+    }
+    if columns.created_at {
+        fields.push("created_at");
+    }
+    fields
+}
+
+const SONG_DETAILS: [&str; 2] = ["artist", "genre"];
+const PLAYLIST_DETAILS: [&str; 2] = ["plays", "featured"];
 
 /// SQL text and its bound values, appended in step so `?` placeholders and
 /// values stay in the same order.
@@ -204,12 +268,15 @@ impl MusicService {
              u.synced_at, d.fav_genre, ",
         );
 
+        let song_fields = fields(SONG_DETAILS, plan.song_columns);
+        let playlist_fields = fields(PLAYLIST_DETAILS, plan.playlist_columns);
+        let playlist_song_fields = fields(SONG_DETAILS, plan.playlist_song_columns);
         match plan.songs.page {
             Some(page) => {
                 q.push("(SELECT ").open_array_agg();
-                q.open_object("s", &SONG_FIELDS).push(") ORDER BY s.id)");
+                q.open_object("s", &song_fields).push(") ORDER BY s.id)");
                 q.push(text_cast).push(" FROM (SELECT ");
-                q.push(&SONG_FIELDS.join(", "));
+                q.push(&song_fields.join(", "));
                 q.push(" FROM songs WHERE user_id = u.id").page("id", page);
                 q.push(") s) AS songs_json, ");
             }
@@ -231,7 +298,7 @@ impl MusicService {
         match plan.playlists.page {
             Some(page) => {
                 q.push("(SELECT ").open_array_agg();
-                q.open_object("p", &PLAYLIST_FIELDS);
+                q.open_object("p", &playlist_fields);
                 if let Some(songs_page) = playlist_songs {
                     q.push(", 'songs', ");
                     if q.postgres() {
@@ -239,7 +306,7 @@ impl MusicService {
                     } else {
                         q.push("json((SELECT ");
                     }
-                    q.open_array_agg().open_object("s", &SONG_FIELDS);
+                    q.open_array_agg().open_object("s", &playlist_song_fields);
                     q.push(", 'position', ps.position) ORDER BY ps.position, ps.song_id)");
                     q.push(
                         " FROM (SELECT song_id, position FROM playlist_songs \
@@ -259,7 +326,7 @@ impl MusicService {
                     );
                 }
                 q.push(") ORDER BY p.id)").push(text_cast);
-                q.push(" FROM (SELECT ").push(&PLAYLIST_FIELDS.join(", "));
+                q.push(" FROM (SELECT ").push(&playlist_fields.join(", "));
                 q.push(" FROM playlists WHERE user_id = u.id")
                     .page("id", page);
                 q.push(") p) AS playlists_json, ");
@@ -290,7 +357,8 @@ impl MusicService {
             ..MeMusic::default()
         };
         if let Some(page) = plan.songs.page {
-            let songs: Vec<songs::Model> = parse_array(row.songs_json.as_deref())?;
+            let songs: Vec<SongJson> = parse_array(row.songs_json.as_deref())?;
+            let songs = songs.into_iter().map(|s| s.into_model(&row.id)).collect();
             music.songs = Some((page, PageOf::from_overfetch(songs, page.first)));
         }
         if let Some(page) = plan.playlists.page {
@@ -304,14 +372,7 @@ impl MusicService {
                         .into_iter()
                         .map(|s| PlaylistSong {
                             position: s.position,
-                            song: songs::Model {
-                                id: s.id,
-                                user_id: s.user_id,
-                                name: s.name,
-                                artist: s.artist,
-                                genre: s.genre,
-                                created_at: s.created_at,
-                            },
+                            song: s.into_model(&row.id),
                         })
                         .collect();
                     pages.insert(item.id, PageOf::from_overfetch(songs, songs_page.first));
@@ -321,11 +382,11 @@ impl MusicService {
                 }
                 models.push(playlists::Model {
                     id: item.id,
-                    user_id: item.user_id,
+                    user_id: row.id.clone(),
                     name: item.name,
                     plays: item.plays,
                     featured: item.featured,
-                    created_at: item.created_at,
+                    created_at: item.created_at.unwrap_or_default(),
                 });
             }
             let playlists = PageOf::from_overfetch(models, page.first);

@@ -12,7 +12,7 @@ pub mod validate;
 
 use sea_orm::DatabaseConnection;
 
-pub use me::{ListPlan, MeMusic, MePlan};
+pub use me::{Columns, ListPlan, MeMusic, MePlan};
 pub use playlists::{PlaylistSong, PlaylistSongsPage};
 
 use crate::profile::ProfileService;

@@ -113,3 +113,87 @@ on_both_databases!(
     a_warm_me_is_one_statement,
     a_list_asked_twice_with_other_pages_reads_the_second_on_its_own,
 );
+
+/// The statement `me` reads ahead selects only the columns a query asks
+/// for; whatever the selection, it answers exactly what the field-by-field
+/// path answers. The second alias of each list asks for a page size of its
+/// own, so it is read on its own and is the yardstick.
+async fn read_ahead_answers_match_field_by_field_answers(app: TestApp) {
+    let user = "auth0|columns";
+    let rock = app
+        .ok(
+            user,
+            "mutation { addSong(input: {name: \"r\", artist: \"A\", genre: \"rock\"}) { id } }",
+            json!({}),
+        )
+        .await["addSong"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plain = app.add_song(user, "p").await;
+    app.create_playlist(user, "mix", &[plain.clone(), rock.clone()])
+        .await;
+    app.ok(
+        user,
+        "mutation($id: ID!) { recordPlay(playlistId: $id) { plays } }",
+        json!({"id": app.create_playlist(user, "played", &[rock]).await}),
+    )
+    .await;
+
+    let song_selections = [
+        "id",
+        "name",
+        "artist",
+        "genre createdAt",
+        "id name artist genre createdAt __typename",
+    ];
+    let playlist_selections = [
+        "name",
+        "plays featured",
+        "id createdAt",
+        "plays songs(first: 5) { nodes { __SONG__ } }",
+        "featured songs(first: 5) { edges { cursor node { __SONG__ } } }",
+    ];
+    for song in song_selections {
+        let query = format!(
+            "{{ me {{ a: songs(first: 10) {{ nodes {{ {song} }} }}
+                      b: songs(first: 11) {{ edges {{ node {{ {song} }} }} }} }} }}"
+        );
+        let data = app.ok(user, &query, json!({})).await;
+        let b: Vec<_> = data["me"]["b"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect();
+        assert_eq!(data["me"]["a"]["nodes"], json!(b), "{song}");
+        assert_eq!(b.len(), 2);
+        for playlist in playlist_selections {
+            let playlist = playlist.replace("__SONG__", song);
+            let query = format!(
+                "{{ me {{ a: playlists(first: 10) {{ nodes {{ {playlist} }} }}
+                          b: playlists(first: 11) {{ nodes {{ {playlist} }} }} }} }}"
+            );
+            let data = app.ok(user, &query, json!({})).await;
+            assert_eq!(data["me"]["a"], data["me"]["b"], "{playlist}");
+            assert_eq!(data["me"]["a"]["nodes"].as_array().unwrap().len(), 2);
+        }
+    }
+    let data = app
+        .ok(
+            user,
+            "{ me { songs { nodes { artist genre } } playlists { nodes { name plays } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["me"]["songs"]["nodes"],
+        json!([{"artist": "A", "genre": "rock"}, {"artist": "Artist", "genre": "jazz"}])
+    );
+    assert_eq!(
+        data["me"]["playlists"]["nodes"][1],
+        json!({"name": "played", "plays": 1})
+    );
+}
+
+on_both_databases!(read_ahead_answers_match_field_by_field_answers);
