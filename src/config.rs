@@ -169,6 +169,9 @@ pub struct Settings {
     /// Size of the database connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub db_max_connections: u32,
+    /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    pub shutdown_grace_seconds: u64,
 }
 
 /// A setting that parsed but does not make sense with the others.
@@ -206,6 +209,7 @@ pub struct Config {
     pub cors: CorsOrigins,
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
+    pub shutdown_grace: std::time::Duration,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
 }
@@ -336,6 +340,7 @@ impl Settings {
             // The range check above keeps this well inside usize.
             max_body_bytes: self.max_body_bytes as usize,
             db_max_connections: self.db_max_connections,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
             auth0,
         })
     }

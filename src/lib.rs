@@ -130,16 +130,38 @@ impl App {
         })
     }
 
-    /// Serves until `shutdown` completes, finishing requests in flight.
+    /// Serves until `shutdown` completes, then gives requests in flight the
+    /// configured grace period to finish, and closes what is still open.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")
+        let grace = self.state.config.shutdown_grace;
+        let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+        let server = axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = signalled.send(true);
+            })
+            .into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result.context("the HTTP server failed"),
+            _ = on_signal.wait_for(|signalled| *signalled) => {}
+        }
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => result.context("the HTTP server failed"),
+            Err(_) => {
+                // A client that keeps a request open (or a slow one) must
+                // not keep the process from stopping.
+                tracing::warn!(
+                    grace_seconds = grace.as_secs(),
+                    "connections still open after the shutdown grace period: closing them"
+                );
+                Ok(())
+            }
+        }
     }
 }
 

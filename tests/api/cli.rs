@@ -21,6 +21,7 @@ fn gateway() -> Command {
         "IDENTITY_MODE",
         "MAX_PAGE_SIZE",
         "DEFAULT_PAGE_SIZE",
+        "SHUTDOWN_GRACE_SECONDS",
     ] {
         command.env_remove(var);
     }
@@ -139,6 +140,51 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
     assert_eq!(body["data"]["me"]["songs"]["totalCount"], 8);
     assert_eq!(body["data"]["me"]["playlists"]["nodes"][0]["plays"], 12);
 
+    let stopped_in = terminate(&mut gateway).await;
+    // An idle keep-alive connection is closed at once; only a request in
+    // flight may hold the shutdown, up to the grace period.
+    let log = gateway.log();
+    assert!(
+        !log.contains("after the shutdown grace period"),
+        "stopped in {stopped_in:?}, waiting for an idle connection:\n{log}"
+    );
+    drop(client);
+}
+
+#[tokio::test]
+async fn a_request_left_hanging_holds_the_shutdown_only_for_the_grace_period() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut gateway = start_gateway(&[
+        ("DATA_DIR", dir.path().display().to_string()),
+        ("SHUTDOWN_GRACE_SECONDS", "1".to_owned()),
+    ]);
+    // A request whose body never arrives in full: in flight for good.
+    let address = gateway
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/graphql")
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"query\"",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopped_in = terminate(&mut gateway).await;
+    let log = gateway.log();
+    assert!(
+        log.contains("after the shutdown grace period"),
+        "stopped in {stopped_in:?} without waiting out the grace period:\n{log}"
+    );
+    assert!(stopped_in >= Duration::from_secs(1), "{stopped_in:?}");
+    drop(stream);
+}
+
+/// Sends SIGTERM and waits for a clean exit; answers how long it took.
+async fn terminate(gateway: &mut Running) -> Duration {
     Command::new("kill")
         .args(["-TERM", &gateway.child.id().to_string()])
         .status()
@@ -151,16 +197,17 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
                 "exit status after SIGTERM: {status}\n{}",
                 gateway.log()
             );
-            break;
+            // The log drain thread may still be reading the last lines.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return started.elapsed();
         }
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(30),
             "the gateway did not stop on SIGTERM; its log:\n{}",
             gateway.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(client);
 }
 
 /// A gateway process started by a test, with what it has logged so far.
