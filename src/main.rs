@@ -35,7 +35,31 @@ fn tune_allocator() {
         // table, which it reads atomically; any option number is accepted.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 2) };
     }
+    tune_c_allocator();
 }
+
+/// SQLite is C and allocates with the C library's malloc, not mimalloc. Each
+/// pooled connection runs on its own thread, and glibc gives every thread an
+/// arena of its own that keeps what it once held, while its threshold for
+/// giving large blocks (SQLite's JSON answers) their own mapping rises with
+/// use. A fixed 128 KiB threshold and at most four arenas took about 10 MiB
+/// off the gateway's peak RSS on SQLite in the rows sweep, with no loss of
+/// throughput measured. `MALLOC_*` settings in the environment still win.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_c_allocator() {
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only sets a malloc parameter; it is called before
+        // any other thread exists.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: as above.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 4) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_c_allocator() {}
 
 fn main() -> ExitCode {
     tune_allocator();
