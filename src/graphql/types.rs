@@ -1,5 +1,14 @@
 //! GraphQL object types. Each wraps a service value; none is a database row
 //! type itself, so the schema can change without touching the tables.
+//!
+//! `Me` and the types a page repeats (songs, playlists, their edges and
+//! connections) resolve their fields one after another (`#[Object(serial)]`):
+//! those fields read what `me` read ahead, or one batch that every item of a
+//! page shares, so resolving them concurrently bought nothing and cost a task
+//! allocation for every field of every item. It also answers their fields in
+//! the order the query names them (async-graphql's concurrent resolution
+//! answers them in the order they finish). The query root stays concurrent:
+//! its fields are independent reads.
 
 use std::sync::{Arc, Mutex};
 
@@ -75,7 +84,7 @@ macro_rules! connection_type {
         }
 
         #[doc = $edge_doc]
-        #[Object]
+        #[Object(serial)]
         impl $edge {
             /// An opaque cursor; pass it as `after` to continue after this item.
             async fn cursor(&self) -> String {
@@ -90,7 +99,7 @@ macro_rules! connection_type {
         }
 
         #[doc = $conn_doc]
-        #[Object]
+        #[Object(serial)]
         impl $conn {
             /// The items of this page with their cursors.
             async fn edges(&self) -> &[$edge] {
@@ -188,7 +197,7 @@ pub(super) fn connection<T, N, C: From<NodePage<N>>>(
 pub struct Song(pub songs::Model);
 
 /// A song in a user's library.
-#[Object]
+#[Object(serial)]
 impl Song {
     /// The song's id.
     async fn id(&self) -> ID {
@@ -260,7 +269,7 @@ fn playlist_page(
 }
 
 /// A playlist: an ordered list of songs, with a play counter.
-#[Object]
+#[Object(serial)]
 impl Playlist {
     /// The playlist's id.
     async fn id(&self) -> ID {
@@ -340,7 +349,7 @@ impl Me {
 }
 
 /// The signed-in user: the identity profile joined with their music data.
-#[Object]
+#[Object(serial)]
 impl Me {
     /// The user id of the identity provider, e.g. `google-oauth2|1234`.
     async fn id(&self) -> ID {

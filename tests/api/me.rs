@@ -75,7 +75,45 @@ async fn me_without_a_token_is_unauthenticated(app: TestApp) {
     assert_eq!(body["data"], json!(null));
 }
 
+/// `me` and a playlist answer their fields in the order the query names
+/// them, as the GraphQL spec asks, even when the first one waits for the
+/// database and the second does not (the body is read as text: a JSON value would not keep the
+/// order).
+async fn items_answer_fields_in_query_order(app: TestApp) {
+    let user = "auth0|order";
+    let song = app.add_song(user, "Blue").await;
+    let playlist = app.create_playlist(user, "Mix", &[song]).await;
+    for (query, expected) in [
+        (
+            "query($id: ID!) { playlist(id: $id) { songs { totalCount } name } }",
+            r#"{"data":{"playlist":{"songs":{"totalCount":1},"name":"Mix"}}}"#,
+        ),
+        (
+            "query($id: ID!) { playlist(id: $id) { name songs { totalCount } } }",
+            r#"{"data":{"playlist":{"name":"Mix","songs":{"totalCount":1}}}}"#,
+        ),
+        (
+            "{ me { totalPlays id } }",
+            r#"{"data":{"me":{"totalPlays":0,"id":"auth0|order"}}}"#,
+        ),
+    ] {
+        let body = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(app.token(user))
+            .json(&json!({ "query": query, "variables": {"id": playlist} }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, expected);
+    }
+}
+
 on_both_databases!(
+    items_answer_fields_in_query_order,
     full_me_query_joins_profile_and_music_data,
     a_new_user_gets_defaults,
     me_without_a_token_is_unauthenticated,
