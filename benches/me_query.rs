@@ -86,6 +86,16 @@ async fn seeded_app(postgres: Option<&str>, dir: &std::path::Path, size: usize) 
             .await
             .expect("playlist");
     }
+    if postgres.is_some() {
+        // Autovacuum would gather statistics on the new rows soon; without
+        // them the planner guesses, and the guess (not the gateway) then
+        // decides how the cost grows with the data.
+        app.state
+            .db
+            .execute_unprepared("ANALYZE")
+            .await
+            .expect("ANALYZE");
+    }
     app
 }
 
