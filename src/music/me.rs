@@ -18,7 +18,7 @@ use super::{MusicService, Page, PageOf, PlaylistSong, PlaylistSongsPage};
 use crate::{
     entity::{playlists, songs},
     error::{AppError, AppResult},
-    profile::UserRecord,
+    profile::{USER_COLUMNS, USER_SOURCE, UserRecord},
     sql,
 };
 
@@ -263,10 +263,7 @@ impl MusicService {
             values: Vec::new(),
         };
         let text_cast = if q.postgres() { "::text" } else { "" };
-        q.push(
-            "SELECT u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, \
-             u.synced_at, d.fav_genre, ",
-        );
+        q.push("SELECT ").push(USER_COLUMNS).push(", ");
 
         let song_fields = fields(SONG_DETAILS, plan.song_columns);
         let playlist_fields = fields(PLAYLIST_DETAILS, plan.playlist_columns);
@@ -290,6 +287,7 @@ impl MusicService {
             "songs WHERE user_id = u.id",
             "song_count",
         );
+        q.push(", ");
 
         let playlist_songs = plan
             .playlist_songs
@@ -341,10 +339,8 @@ impl MusicService {
             "playlists WHERE user_id = u.id",
             "playlist_count",
         );
-        // The last column has no trailing comma.
-        q.text.truncate(q.text.trim_end_matches([',', ' ']).len());
-        q.push(" FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ")
-            .bind(user_id);
+        q.push(USER_SOURCE);
+        q.values.push(user_id.into());
 
         let stmt = sql::stmt(backend, &q.text, q.values);
         let Some(row) = MeRow::find_by_statement(stmt).one(&self.db).await? else {
@@ -422,7 +418,7 @@ impl MusicService {
     }
 }
 
-/// `(SELECT COUNT(*) FROM <from>) AS <name>, ` or a typed NULL.
+/// `(SELECT COUNT(*) FROM <from>) AS <name>` or a typed NULL.
 fn count_column(q: &mut SqlBuilder, wanted: bool, from: &str, name: &str) {
     if wanted {
         q.push("(SELECT CAST(COUNT(*) AS BIGINT) FROM ")
@@ -431,7 +427,7 @@ fn count_column(q: &mut SqlBuilder, wanted: bool, from: &str, name: &str) {
     } else {
         q.push("CAST(NULL AS BIGINT) AS ");
     }
-    q.push(name).push(", ");
+    q.push(name);
 }
 
 /// A JSON array built by the database; `None` (no rows, on PostgreSQL) is empty.

@@ -161,8 +161,25 @@ pub struct ProfileService {
     auth0: Option<Arc<Auth0Mirror>>,
 }
 
-const SELECT_USER: &str = "SELECT u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, \
-     u.synced_at, d.fav_genre FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ?";
+/// The columns of a [`UserRecord`], as every statement that reads one selects them.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, d.fav_genre"
+    };
+}
+
+/// Where those columns come from, for the user id bound last.
+macro_rules! user_source {
+    () => {
+        " FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ?"
+    };
+}
+
+/// The columns of a [`UserRecord`] (`me`'s read-ahead selects them too).
+pub(crate) const USER_COLUMNS: &str = user_columns!();
+/// Their tables, filtered by a bound user id.
+pub(crate) const USER_SOURCE: &str = user_source!();
+const SELECT_USER: &str = concat!("SELECT ", user_columns!(), user_source!());
 
 impl ProfileService {
     /// A service over `db`, granting `playlist_editor` at `editor_threshold` plays.
