@@ -169,6 +169,17 @@ pub struct Settings {
     /// Size of the database connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub db_max_connections: u32,
+    /// Longest wait, in milliseconds, for a database connection (and for the
+    /// readiness check's ping): past it, a request answers
+    /// UPSTREAM_UNAVAILABLE and /readyz 503, instead of hanging while the
+    /// database is away.
+    #[arg(long, env = "DB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub db_timeout_ms: u64,
+    /// Seconds an instance's claim on an outbox entry lasts (auth0 mode). An
+    /// entry claimed by an instance that crashed is applied by another once
+    /// its claim ends.
+    #[arg(long, env = "OUTBOX_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600), global = true)]
+    pub outbox_lease_seconds: u64,
     /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_seconds: u64,
@@ -209,6 +220,7 @@ pub struct Config {
     pub cors: CorsOrigins,
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
+    pub db_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
@@ -250,6 +262,8 @@ pub struct Auth0Config {
     pub mgmt_burst: u32,
     pub profile_ttl: std::time::Duration,
     pub timeout: std::time::Duration,
+    /// How long an instance's claim on an outbox entry lasts.
+    pub outbox_lease: std::time::Duration,
 }
 
 impl Auth0Config {
@@ -340,6 +354,7 @@ impl Settings {
             // The range check above keeps this well inside usize.
             max_body_bytes: self.max_body_bytes as usize,
             db_max_connections: self.db_max_connections,
+            db_timeout: std::time::Duration::from_millis(self.db_timeout_ms),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
             auth0,
         })
@@ -385,6 +400,7 @@ impl Settings {
             mgmt_burst: self.auth0_mgmt_burst,
             profile_ttl: std::time::Duration::from_secs(self.profile_ttl_seconds),
             timeout: std::time::Duration::from_millis(self.auth0_timeout_ms),
+            outbox_lease: std::time::Duration::from_secs(self.outbox_lease_seconds),
         })
     }
 }

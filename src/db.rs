@@ -10,7 +10,9 @@ use std::{
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 
 /// Counts every SQL statement the gateway sends. Tests and `/metrics` read it
 /// to show that a query's cost does not grow with the number of rows.
@@ -28,6 +30,7 @@ impl StatementCounter {
 pub async fn connect(
     url: &str,
     max_connections: u32,
+    timeout: Duration,
 ) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     if let Some(path) = sqlite_path(url)
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -40,8 +43,8 @@ pub async fn connect(
     options
         .max_connections(max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(timeout)
+        .acquire_timeout(timeout)
         .sqlx_logging(false);
     let mut db = Database::connect(options)
         .await
@@ -60,11 +63,61 @@ pub async fn connect(
     Ok((db, counter))
 }
 
-/// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
+/// Key of the PostgreSQL advisory lock that migrations run under (any
+/// fixed number; this one spells "musicgw" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x006d_7573_6963_6777;
+
+/// Applies every pending migration on the database at `url`, under a lock
+/// that every instance takes, so that any number of instances starting at
+/// once take turns: the first applies them, the others find them applied and
+/// go on.
+///
+/// On PostgreSQL the lock is a transaction-scoped advisory lock taken in the
+/// transaction the migrations run in, released by its commit or, when an
+/// instance crashes, by the server as the connection drops. A SQLite file can
+/// only be shared by processes of one machine, and a SQLite transaction that
+/// begins by reading cannot wait for another writer (it fails with
+/// `SQLITE_BUSY` instead), so there the lock is an exclusive lock on a file
+/// beside the database, which the OS releases when a process dies.
+pub async fn migrate(db: &DatabaseConnection, url: &str) -> anyhow::Result<()> {
+    let _file_lock = match sqlite_path(url) {
+        Some(path) => Some(lock_file(format!("{path}.migrate-lock")).await?),
+        None => None,
+    };
+    let txn = db
+        .begin()
         .await
-        .context("database migration failed")
+        .context("database migration failed: cannot begin a transaction")?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await
+        .context("database migration failed: cannot take the migration lock")?;
+    }
+    Migrator::up(&txn, None)
+        .await
+        .context("database migration failed")?;
+    txn.commit()
+        .await
+        .context("database migration failed: cannot commit")
+}
+
+/// Opens `path` and waits for an exclusive lock on it, held until the file is dropped.
+async fn lock_file(path: String) -> anyhow::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the migration lock file {path}"))?;
+        file.lock()
+            .with_context(|| format!("cannot lock the migration lock file {path}"))?;
+        Ok(file)
+    })
+    .await
+    .context("the migration lock task failed")?
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {

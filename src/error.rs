@@ -78,7 +78,37 @@ impl fmt::Debug for AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
+        if database_unavailable(&err) {
+            tracing::warn!(error = %err, "the database is unavailable");
+            return Self::Upstream("the database is unavailable; try again shortly".into());
+        }
         Self::Internal(err.into())
+    }
+}
+
+/// Whether `err` says the database could not be reached (down, restarting,
+/// or the pool waited too long for a connection), as opposed to a statement
+/// it refused: the former is the client's to retry, the latter a bug.
+pub fn database_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx_err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (class 08) and its shutting
+        // down or starting up (57P01 to 57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
     }
 }
 

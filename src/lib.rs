@@ -64,11 +64,22 @@ impl App {
     /// Connects and migrates the database, loads the signing keys and builds
     /// the schema and router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (db, statements) = db::connect(&config.database_url, config.db_max_connections).await?;
-        db::migrate(&db).await?;
+        let (db, statements) = db::connect(
+            &config.database_url,
+            config.db_max_connections,
+            config.db_timeout,
+        )
+        .await?;
+        db::migrate(&db, &config.database_url).await?;
         let (issuer, verifier, mirror) = match &config.auth0 {
             None => {
-                let issuer = local_issuer(&config)?;
+                let issuer = LocalIssuer::load_or_create_shared(
+                    &db,
+                    &config.data_dir,
+                    &config.token_issuer,
+                    &config.token_audience,
+                )
+                .await?;
                 let keys =
                     HashMap::from([(issuer.kid().to_owned(), issuer.decoding_key().clone())]);
                 let verifier = TokenVerifier::new(
@@ -93,12 +104,13 @@ impl App {
                     config.jwt_hs256_secret.as_deref(),
                     Some(auth0.roles_claim.clone()),
                 );
-                let client = Arc::new(ManagementClient::new(auth0)?);
+                let client = Arc::new(ManagementClient::new(auth0, db.clone())?);
                 tokio::spawn({
                     let client = client.clone();
                     async move { client.warm_up().await }
                 });
-                let (mirror, queue) = Auth0Mirror::new(db.clone(), client, auth0.profile_ttl);
+                let (mirror, queue) =
+                    Auth0Mirror::new(db.clone(), client, auth0.profile_ttl, auth0.outbox_lease);
                 let workers = mirror.spawn_workers(queue);
                 (None, verifier, Some((mirror, workers)))
             }
@@ -165,13 +177,20 @@ impl App {
     }
 }
 
-/// The local issuer of `config`'s data directory.
-pub fn local_issuer(config: &Config) -> anyhow::Result<LocalIssuer> {
-    LocalIssuer::load_or_create(
+/// The local issuer shared by every instance on `config`'s database: connects
+/// and migrates first, so it also works on a database no gateway has used yet.
+pub async fn local_issuer(config: &Config) -> anyhow::Result<LocalIssuer> {
+    let (db, _) = db::connect(&config.database_url, 1, config.db_timeout).await?;
+    db::migrate(&db, &config.database_url).await?;
+    let issuer = LocalIssuer::load_or_create_shared(
+        &db,
         &config.data_dir,
         &config.token_issuer,
         &config.token_audience,
     )
+    .await;
+    db.close().await.ok();
+    issuer
 }
 
 /// Completes on SIGINT or SIGTERM.

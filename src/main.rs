@@ -103,13 +103,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let (conn, _) = db::connect(&config.database_url, 1).await?;
-            db::migrate(&conn).await?;
+            let (conn, _) = db::connect(&config.database_url, 1, config.db_timeout).await?;
+            db::migrate(&conn, &config.database_url).await?;
             eprintln!("migrations applied to {}", db::redact(&config.database_url));
             Ok(())
         }
         Command::Token(args) => {
-            println!("{}", mint(&config, &args)?);
+            println!("{}", mint(&config, &args).await?);
             Ok(())
         }
         Command::Demo => {
@@ -145,7 +145,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 email: None,
                 name: None,
             };
-            println!("{}", mint(&config, &args)?);
+            println!("{}", mint(&config, &args).await?);
             Ok(())
         }
     }
@@ -159,10 +159,10 @@ fn require_local(config: &Config, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
+async fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
     require_local(config, "token")?;
     anyhow::ensure!(!args.sub.trim().is_empty(), "--sub must not be empty");
-    let issuer = local_issuer(config)?;
+    let issuer = local_issuer(config).await?;
     let mut claims = serde_json::Map::new();
     if let Some(scope) = &args.scope {
         claims.insert("scope".into(), scope.clone().into());

@@ -16,6 +16,33 @@ pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// The few spellings that differ between the backends, for SQL that runs on both.
+pub struct Dialect {
+    /// The current time as UNIX seconds (a double): the database server's
+    /// clock on PostgreSQL, so instances on several hosts agree.
+    pub now: &'static str,
+    /// The smaller of two values.
+    pub least: &'static str,
+    /// The larger of two values.
+    pub greatest: &'static str,
+}
+
+/// The dialect of `backend`.
+pub fn dialect(backend: DbBackend) -> Dialect {
+    match backend {
+        DbBackend::Postgres => Dialect {
+            now: "extract(epoch from clock_timestamp())::float8",
+            least: "LEAST",
+            greatest: "GREATEST",
+        },
+        _ => Dialect {
+            now: "unixepoch('subsec')",
+            least: "MIN",
+            greatest: "MAX",
+        },
+    }
+}
+
 /// `?, ?` becomes `$1, $2`. Our SQL has no `?` inside string literals.
 fn number_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);

@@ -388,6 +388,10 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
             create_postgres_database(base, &format!("mg_bench_{}", mode.slug())).await?
         }
     };
+    // The gateway shares its signing key through the database, importing a
+    // key file it finds in its data directory: put one there first, so the
+    // load test can sign its users' tokens with it.
+    crate::tokens::write_signing_key(&data_dir.join("signing-key.pem"))?;
     migrate(ctx, &url, &data_dir, &dir.join("migrate.log"))?;
 
     let main_spec = SeedSpec {

@@ -7,7 +7,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rsa::{RsaPrivateKey, pkcs8::DecodePrivateKey, traits::PublicKeyParts};
+use rsa::{
+    RsaPrivateKey,
+    pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding},
+    traits::PublicKeyParts,
+};
 use serde_json::{Map, Value};
 
 /// Signs RS256 tokens with the local issuer's key.
@@ -66,4 +70,11 @@ impl LocalSigner {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding).context("cannot sign a token")
     }
+}
+
+/// Writes a new RSA signing key to `path` (PKCS#8 PEM).
+pub fn write_signing_key(path: &Path) -> anyhow::Result<()> {
+    let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).context("cannot generate a key")?;
+    let pem = key.to_pkcs8_pem(LineEnding::LF)?;
+    std::fs::write(path, pem.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_init;
 mod m20261122_000002_outbox;
+mod m20261201_000003_shared_state;
 
 /// Runs this crate's migrations in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_outbox::Migration),
+            Box::new(m20261201_000003_shared_state::Migration),
         ]
     }
 }

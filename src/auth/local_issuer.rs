@@ -15,8 +15,11 @@ use rsa::{
     pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding},
     traits::PublicKeyParts,
 };
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::sql;
 
 /// File name of the signing key inside the data directory.
 pub const KEY_FILE: &str = "signing-key.pem";
@@ -46,6 +49,54 @@ impl LocalIssuer {
         };
         Self::from_pem(&pem, issuer, audience)
             .with_context(|| format!("the signing key {} is not a PKCS#8 RSA key", path.display()))
+    }
+
+    /// Loads the signing key that every instance on `db` shares, creating it
+    /// on first use, so a token minted by any instance (or by
+    /// `music-gateway token` with the same `DATABASE_URL`) is accepted by all.
+    ///
+    /// A key file in `data_dir` (from a version that kept the key there, or
+    /// put there by an operator) becomes the shared key when the database has
+    /// none yet, so the tokens it signed stay valid. When several instances
+    /// start at once, the first key stored wins and every instance reads it.
+    pub async fn load_or_create_shared(
+        db: &DatabaseConnection,
+        data_dir: &Path,
+        issuer: &str,
+        audience: &str,
+    ) -> anyhow::Result<Self> {
+        if let Some(pem) = stored_pem(db).await? {
+            return Self::from_pem(&pem, issuer, audience)
+                .context("the signing key in the database is not a PKCS#8 RSA key");
+        }
+        let path = data_dir.join(KEY_FILE);
+        let candidate = match std::fs::read_to_string(&path) {
+            Ok(pem) => {
+                Self::from_pem(&pem, issuer, audience).with_context(|| {
+                    format!("the signing key {} is not a PKCS#8 RSA key", path.display())
+                })?;
+                tracing::info!(path = %path.display(), "sharing the data directory's signing key through the database");
+                pem
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate_pem()?,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read the signing key {}", path.display()));
+            }
+        };
+        let backend = db.get_database_backend();
+        db.execute_raw(sql::stmt(
+            backend,
+            "INSERT INTO signing_keys (id, pem, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
+            vec![candidate.into(), chrono::Utc::now().into()],
+        ))
+        .await
+        .context("cannot store the signing key in the database")?;
+        let pem = stored_pem(db)
+            .await?
+            .context("the signing key is missing from the database right after it was stored")?;
+        Self::from_pem(&pem, issuer, audience)
+            .context("the signing key in the database is not a PKCS#8 RSA key")
     }
 
     /// Builds the issuer from a PKCS#8 PEM RSA private key.
@@ -107,9 +158,7 @@ impl LocalIssuer {
 fn create_key(data_dir: &Path, path: &PathBuf) -> anyhow::Result<String> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let key =
-        RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).context("cannot generate an RSA key")?;
-    let pem = key.to_pkcs8_pem(LineEnding::LF)?.to_string();
+    let pem = generate_pem()?;
     let tmp = data_dir.join(format!(".{KEY_FILE}.{}.tmp", uuid::Uuid::new_v4()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -135,4 +184,29 @@ fn create_key(data_dir: &Path, path: &PathBuf) -> anyhow::Result<String> {
     });
     let _ = std::fs::remove_file(&tmp);
     linked
+}
+
+/// A new 2048-bit RSA key as PKCS#8 PEM.
+fn generate_pem() -> anyhow::Result<String> {
+    let key =
+        RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).context("cannot generate an RSA key")?;
+    Ok(key.to_pkcs8_pem(LineEnding::LF)?.to_string())
+}
+
+#[derive(FromQueryResult)]
+struct StoredKey {
+    pem: String,
+}
+
+async fn stored_pem(db: &DatabaseConnection) -> anyhow::Result<Option<String>> {
+    let backend = db.get_database_backend();
+    let row = StoredKey::find_by_statement(sql::stmt(
+        backend,
+        "SELECT pem FROM signing_keys WHERE id = 1",
+        vec![],
+    ))
+    .one(db)
+    .await
+    .context("cannot read the signing key from the database")?;
+    Ok(row.map(|r| r.pem))
 }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use reqwest::{Method, StatusCode};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -50,6 +51,10 @@ pub enum Wait {
     No,
     /// Wait for the budget and retry with backoff.
     Yes,
+    /// Wait for the budget until the deadline, then send once, without
+    /// retries: the caller holds a lease that must outlast the call, and
+    /// retries on its own schedule.
+    Once(Instant),
 }
 
 /// A user as the Management API returns it.
@@ -98,7 +103,7 @@ enum Attempt {
 
 impl ManagementClient {
     /// A client for the tenant of `config`.
-    pub fn new(config: &Auth0Config) -> anyhow::Result<Self> {
+    pub fn new(config: &Auth0Config, db: DatabaseConnection) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(3)))
@@ -109,7 +114,7 @@ impl ManagementClient {
             base_url: config.base_url.clone(),
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
-            budget: Arc::new(RateBudget::new(config.mgmt_rate, config.mgmt_burst)),
+            budget: Arc::new(RateBudget::new(db, config.mgmt_rate, config.mgmt_burst)),
             token: Mutex::new(None),
             calls: AtomicU64::new(0),
         })
@@ -181,7 +186,7 @@ impl ManagementClient {
                     until
                 }
             };
-            if wait == Wait::No || attempt == MAX_ATTEMPTS {
+            if wait != Wait::Yes || attempt == MAX_ATTEMPTS {
                 break;
             }
             tokio::time::sleep(retry_at.saturating_duration_since(Instant::now())).await;
@@ -204,9 +209,19 @@ impl ManagementClient {
         // between taking a token and sending (fetching the access token, say)
         // would bunch requests up by the time they reach Auth0.
         match wait {
-            Wait::Yes => self.budget.acquire().await,
-            Wait::No if self.budget.try_acquire() => {}
-            Wait::No => return Attempt::Done(Err(Auth0Error::BudgetSpent)),
+            Wait::Yes => {
+                self.budget.acquire().await;
+            }
+            Wait::No => {
+                if !self.budget.try_acquire().await {
+                    return Attempt::Done(Err(Auth0Error::BudgetSpent));
+                }
+            }
+            Wait::Once(deadline) => {
+                if self.budget.acquire_until(Some(deadline)).await.is_none() {
+                    return Attempt::Done(Err(Auth0Error::BudgetSpent));
+                }
+            }
         }
         let mut request = self.http.request(method, url).bearer_auth(&token);
         if let Some(body) = body {
@@ -218,7 +233,7 @@ impl ManagementClient {
             Err(e) => return Attempt::Retry(transport_error(&e)),
         };
         let status = response.status();
-        let reset = reset_instant(response.headers());
+        let reset = reset_wait(response.headers());
         let body: Value = response.json().await.unwrap_or(Value::Null);
         match status {
             s if s.is_success() => Attempt::Done(Ok(body)),
@@ -229,8 +244,9 @@ impl ManagementClient {
                 Attempt::Retry("the Management API token was refused".into())
             }
             StatusCode::TOO_MANY_REQUESTS => {
-                let until = reset.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-                self.budget.pause_until(until);
+                let wait = reset.unwrap_or(Duration::from_secs(1));
+                let until = Instant::now() + wait;
+                self.budget.pause_for(wait).await;
                 tracing::warn!("Auth0 answered 429 despite the budget; pausing until its reset");
                 Attempt::RetryAfter(until, "rate limited by Auth0".into())
             }
@@ -319,8 +335,8 @@ fn error_message(body: &Value, status: StatusCode) -> String {
         .unwrap_or_else(|| format!("status {}", status.as_u16()))
 }
 
-/// `x-ratelimit-reset` is in UNIX seconds.
-fn reset_instant(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
+/// How long until `x-ratelimit-reset`, which is in UNIX seconds.
+fn reset_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let reset: u64 = headers
         .get("x-ratelimit-reset")?
         .to_str()
@@ -333,7 +349,7 @@ fn reset_instant(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
         .ok()?
         .as_secs_f64();
     let wait = (reset as f64 - now).clamp(0.0, MAX_RESET_WAIT.as_secs_f64());
-    Some(Instant::now() + Duration::from_secs_f64(wait))
+    Some(Duration::from_secs_f64(wait))
 }
 
 fn url_encode(raw: &str) -> String {

@@ -18,6 +18,10 @@ pub struct Model {
     /// Set when Auth0 refused the change for good; kept for the operator.
     pub failed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The instance applying the entry now, if any.
+    pub locked_by: Option<String>,
+    /// When that instance's claim ends; another may take the entry after it.
+    pub locked_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

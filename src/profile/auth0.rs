@@ -15,17 +15,18 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::{
     FutureExt,
     future::{BoxFuture, Shared},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::OnConflict,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -36,13 +37,26 @@ use crate::{
     auth0::{Auth0Error, Auth0User, ManagementClient, Wait},
     entity::{outbox, users},
     error::{AppError, AppResult},
+    sql,
 };
 
 /// Longest wait between two attempts of one outbox entry.
 const MAX_OUTBOX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// How often the outbox worker looks for due entries without being woken.
+/// How often the outbox worker looks for due entries without being woken
+/// (entries committed through another instance wake only that instance).
 const OUTBOX_POLL: Duration = Duration::from_secs(2);
+
+/// How long an instance's claim on a user's refresh lasts; a crashed
+/// instance's claim passes to another after it.
+const REFRESH_LEASE: Duration = Duration::from_secs(30);
+
+/// How long a request that must not wait waits for another instance's
+/// refresh of the same user before serving what the table has.
+const REFRESH_JOIN_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a waiter looks whether another instance's refresh is done.
+const REFRESH_POLL: Duration = Duration::from_millis(50);
 
 type SharedRefresh = Shared<BoxFuture<'static, Result<(), Auth0Error>>>;
 
@@ -55,6 +69,9 @@ pub struct Auth0Mirror {
     queued: Mutex<HashSet<String>>,
     queue: mpsc::UnboundedSender<String>,
     outbox_wake: Notify,
+    /// This process's name in the outbox's claims, for the operator.
+    instance: String,
+    outbox_lease: Duration,
 }
 
 /// The background work of the mirror, started by [`Auth0Mirror::spawn_workers`].
@@ -81,6 +98,7 @@ impl Auth0Mirror {
         db: DatabaseConnection,
         client: Arc<ManagementClient>,
         ttl: Duration,
+        outbox_lease: Duration,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (queue, rx) = mpsc::unbounded_channel();
         let mirror = Arc::new(Self {
@@ -91,6 +109,12 @@ impl Auth0Mirror {
             queued: Mutex::new(HashSet::new()),
             queue,
             outbox_wake: Notify::new(),
+            instance: format!(
+                "{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            outbox_lease,
         });
         (mirror, rx)
     }
@@ -130,7 +154,11 @@ impl Auth0Mirror {
             .issued_at
             .is_some_and(|iat| iat > synced_at.timestamp());
         if new_login {
-            return match self.refresh(user_id, Wait::No).await {
+            let issued = principal
+                .issued_at
+                .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
+                .unwrap_or(synced_at);
+            return match self.refresh(user_id, Wait::No, issued).await {
                 Ok(()) => Ok(ProfileService::find(&self.db, user_id)
                     .await?
                     .unwrap_or(row)),
@@ -150,7 +178,10 @@ impl Auth0Mirror {
 
     async fn first_seen(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
         let user_id = principal.user_id.as_str();
-        let synced = match self.refresh(user_id, Wait::No).await {
+        let synced = match self
+            .refresh(user_id, Wait::No, chrono::DateTime::<Utc>::MIN_UTC)
+            .await
+        {
             Ok(()) => {
                 if let Some(row) = ProfileService::find(&self.db, user_id).await? {
                     return Ok(row);
@@ -178,8 +209,16 @@ impl Auth0Mirror {
         }
     }
 
-    /// Refreshes one user's row from Auth0; concurrent calls share one request.
-    pub async fn refresh(self: &Arc<Self>, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+    /// Refreshes one user's row from Auth0, unless it was synced at or after
+    /// `fresh_after` by the time this instance may refresh it. Concurrent
+    /// calls in this process share one task, and instances share one
+    /// request through a claim in the database.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        user_id: &str,
+        wait: Wait,
+        fresh_after: DateTime<Utc>,
+    ) -> Result<(), Auth0Error> {
         let shared = {
             let mut inflight = lock(&self.inflight);
             match inflight.get(user_id) {
@@ -191,7 +230,7 @@ impl Auth0Mirror {
                     let id = user_id.to_owned();
                     // Spawned, so the refresh completes even if the request is dropped.
                     let task = tokio::spawn(async move {
-                        let result = mirror.fetch_and_store(&id, wait).await;
+                        let result = mirror.claimed_refresh(&id, wait, fresh_after).await;
                         lock(&mirror.inflight).remove(&id);
                         result
                     });
@@ -208,6 +247,98 @@ impl Auth0Mirror {
             }
         };
         shared.await
+    }
+
+    /// The refresh under this instance's claim on the user, or the wait for
+    /// another instance's.
+    async fn claimed_refresh(
+        &self,
+        user_id: &str,
+        wait: Wait,
+        fresh_after: DateTime<Utc>,
+    ) -> Result<(), Auth0Error> {
+        let joined_by = Instant::now()
+            + match wait {
+                Wait::No => REFRESH_JOIN_WAIT,
+                _ => REFRESH_LEASE,
+            };
+        loop {
+            match self.claim_refresh(user_id).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    if Instant::now() >= joined_by {
+                        return Err(Auth0Error::BudgetSpent);
+                    }
+                    tokio::time::sleep(REFRESH_POLL).await;
+                }
+                Err(e) => {
+                    tracing::warn!(user_id, error = %e, "cannot claim a refresh");
+                    return Err(Auth0Error::Unavailable(
+                        "the database is unavailable".into(),
+                    ));
+                }
+            }
+        }
+        let result = match self.synced_at(user_id).await {
+            Ok(Some(synced)) if synced >= fresh_after => Ok(()),
+            _ => {
+                // The claim's lease must outlast the call: wait for the
+                // budget for part of it only, and send once.
+                let wait = match wait {
+                    Wait::Yes => Wait::Once(Instant::now() + REFRESH_LEASE / 2),
+                    other => other,
+                };
+                self.fetch_and_store(user_id, wait).await
+            }
+        };
+        self.release_refresh(user_id).await;
+        result
+    }
+
+    /// Takes the user's refresh claim unless another instance holds it.
+    async fn claim_refresh(&self, user_id: &str) -> Result<bool, DbErr> {
+        let backend = self.db.get_database_backend();
+        let now = sql::dialect(backend).now;
+        let claim = format!(
+            "INSERT INTO refresh_claims (user_id, claimed_until) VALUES (?, {now} + ?) \
+             ON CONFLICT (user_id) DO UPDATE SET claimed_until = excluded.claimed_until \
+             WHERE refresh_claims.claimed_until < {now}"
+        );
+        let result = self
+            .db
+            .execute_raw(sql::stmt(
+                backend,
+                &claim,
+                vec![user_id.into(), REFRESH_LEASE.as_secs_f64().into()],
+            ))
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release_refresh(&self, user_id: &str) {
+        let backend = self.db.get_database_backend();
+        let released = self
+            .db
+            .execute_raw(sql::stmt(
+                backend,
+                "DELETE FROM refresh_claims WHERE user_id = ?",
+                vec![user_id.into()],
+            ))
+            .await;
+        if let Err(e) = released {
+            // The lease ends the claim anyway.
+            tracing::warn!(user_id, error = %e, "cannot release a refresh claim");
+        }
+    }
+
+    async fn synced_at(&self, user_id: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+        Ok(users::Entity::find_by_id(user_id)
+            .select_only()
+            .column(users::Column::SyncedAt)
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&self.db)
+            .await?
+            .flatten())
     }
 
     async fn fetch_and_store(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
@@ -363,7 +494,10 @@ impl Auth0Mirror {
     async fn run_refresh_queue(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<String>) {
         while let Some(user_id) = queue.recv().await {
             lock(&self.queued).remove(&user_id);
-            match self.refresh(&user_id, Wait::Yes).await {
+            // A row synced within the TTL needs nothing: another instance
+            // refreshed it since it was queued here.
+            let fresh_after = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
+            match self.refresh(&user_id, Wait::Yes, fresh_after).await {
                 Ok(()) | Err(Auth0Error::NotFound) => {}
                 Err(e) => {
                     tracing::warn!(user_id, error = %e, "background refresh failed; will retry");
@@ -374,10 +508,15 @@ impl Auth0Mirror {
         }
     }
 
-    /// Applies outbox entries to Auth0 one at a time, oldest first, so one
-    /// user's changes arrive in order. An entry is deleted only after Auth0
-    /// accepted it; a crash in between applies it again, which is harmless
-    /// since every entry holds absolute values.
+    /// Applies outbox entries to Auth0. Every instance runs this worker over
+    /// the one table: an entry is claimed under a lease before it is sent,
+    /// so each is sent once (a retry after a lost answer is the only
+    /// repeat), and a crashed instance's claim passes to another when its
+    /// lease ends. Only the oldest pending entry of a user can be claimed, so
+    /// one user's changes arrive in the order they were committed, while a
+    /// user whose entry is failing holds back no one else. An entry is
+    /// deleted only after Auth0 accepted it; every entry holds absolute
+    /// values, so applying one twice does no harm.
     async fn run_outbox(self: Arc<Self>) {
         loop {
             let pause = match self.outbox_step().await {
@@ -396,43 +535,77 @@ impl Auth0Mirror {
         }
     }
 
-    /// Handles the oldest pending entry; answers how long to pause, if at all.
+    /// Claims the oldest due entry that heads its user's queue, if any.
+    async fn claim_outbox(&self) -> AppResult<Option<ClaimedEntry>> {
+        let backend = self.db.get_database_backend();
+        // SQLite runs the whole statement under its one write lock;
+        // PostgreSQL claimers skip each other's locked rows.
+        let skip_locked = if backend == DbBackend::Postgres {
+            "FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let claim = format!(
+            "UPDATE outbox SET locked_by = ?, locked_until = ? WHERE id = ( \
+               SELECT o.id FROM outbox o \
+               WHERE o.failed_at IS NULL AND o.next_attempt_at <= ? \
+                 AND (o.locked_until IS NULL OR o.locked_until < ?) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p \
+                   WHERE p.user_id = o.user_id AND p.failed_at IS NULL AND p.id < o.id) \
+               ORDER BY o.id LIMIT 1 {skip_locked}) \
+             RETURNING id, user_id, payload, attempts"
+        );
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(self.outbox_lease).unwrap_or_default();
+        let stmt = sql::stmt(
+            backend,
+            &claim,
+            vec![
+                self.instance.clone().into(),
+                until.into(),
+                now.into(),
+                now.into(),
+            ],
+        );
+        Ok(ClaimedEntry::find_by_statement(stmt).one(&self.db).await?)
+    }
+
+    /// Handles one claimed entry; answers how long to pause, if at all.
     async fn outbox_step(&self) -> AppResult<Option<Duration>> {
-        let Some(entry) = outbox::Entity::find()
-            .filter(outbox::Column::FailedAt.is_null())
-            .order_by_asc(outbox::Column::Id)
-            .one(&self.db)
-            .await?
-        else {
+        let Some(entry) = self.claim_outbox().await? else {
             return Ok(Some(OUTBOX_POLL));
         };
-        let now = Utc::now();
-        if entry.next_attempt_at > now {
-            return Ok(Some(
-                (entry.next_attempt_at - now)
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(OUTBOX_POLL),
-            ));
-        }
         let body = json!({ "app_metadata": entry.payload });
-        match self
+        // Wait for the budget for half the lease at most, so the call is
+        // over well before another instance could take the entry over.
+        let deadline = Instant::now() + self.outbox_lease / 2;
+        let result = self
             .client
-            .patch_user(&entry.user_id, &body, Wait::Yes)
-            .await
-        {
+            .patch_user(&entry.user_id, &body, Wait::Once(deadline))
+            .await;
+        let release = outbox::Entity::update_many()
+            .col_expr(outbox::Column::LockedBy, Option::<String>::None.into())
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .filter(outbox::Column::Id.eq(entry.id));
+        match result {
             Ok(_) => {
                 outbox::Entity::delete_by_id(entry.id)
                     .exec(&self.db)
                     .await?;
                 tracing::info!(user_id = %entry.user_id, id = entry.id, "app_metadata change applied at Auth0");
             }
+            Err(Auth0Error::BudgetSpent) => {
+                // Not sent: hand the entry back as it was.
+                release.exec(&self.db).await?;
+            }
             Err(e @ (Auth0Error::Refused(_) | Auth0Error::NotFound)) => {
                 tracing::error!(user_id = %entry.user_id, id = entry.id, error = %e, "Auth0 refused an app_metadata change for good; kept in the outbox as failed");
-                outbox::Entity::update_many()
+                release
                     .col_expr(outbox::Column::FailedAt, Some(Utc::now()).into())
                     .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
-                    .filter(outbox::Column::Id.eq(entry.id))
                     .exec(&self.db)
                     .await?;
             }
@@ -441,7 +614,7 @@ impl Auth0Mirror {
                 let backoff = Duration::from_secs(1u64 << attempts.clamp(0, 6) as u32)
                     .min(MAX_OUTBOX_BACKOFF);
                 tracing::warn!(user_id = %entry.user_id, id = entry.id, attempts, error = %e, "app_metadata change not applied yet; will retry");
-                outbox::Entity::update_many()
+                release
                     .col_expr(outbox::Column::Attempts, attempts.into())
                     .col_expr(
                         outbox::Column::NextAttemptAt,
@@ -449,13 +622,21 @@ impl Auth0Mirror {
                             .into(),
                     )
                     .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
-                    .filter(outbox::Column::Id.eq(entry.id))
                     .exec(&self.db)
                     .await?;
             }
         }
         Ok(None)
     }
+}
+
+/// An outbox entry this instance claimed.
+#[derive(Debug, FromQueryResult)]
+struct ClaimedEntry {
+    id: i64,
+    user_id: String,
+    payload: Value,
+    attempts: i32,
 }
 
 async fn pending_outbox<C: ConnectionTrait>(

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
 
-fn gateway() -> Command {
+pub(crate) fn gateway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_music-gateway"));
     for var in [
         "DATABASE_URL",
@@ -121,7 +121,6 @@ async fn the_gateway_serves_demo_data_and_stops_on_sigterm() {
     );
     let token = String::from_utf8(demo.stdout).unwrap().trim().to_owned();
     assert!(dir.path().join("music.db").exists());
-    assert!(dir.path().join("signing-key.pem").exists());
 
     let mut gateway = start_gateway(&[("DATA_DIR", dir.path().display().to_string())]);
     let url = gateway.url.clone();
@@ -211,22 +210,35 @@ async fn terminate(gateway: &mut Running) -> Duration {
 }
 
 /// A gateway process started by a test, with what it has logged so far.
-struct Running {
-    child: std::process::Child,
-    url: String,
+pub(crate) struct Running {
+    pub(crate) child: std::process::Child,
+    pub(crate) url: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
     /// The log, for a failure message that shows what the process was doing.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// `http://addr` of the process, without a path.
+    pub(crate) fn base_url(&self) -> String {
+        self.url.trim_end_matches("/graphql").to_owned()
+    }
+}
+
+impl Drop for Running {
+    /// A failed test leaves no gateway behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// Starts the binary with `envs`, its HTTP server traced so that a failed
 /// shutdown explains itself, and waits until it listens.
-fn start_gateway(envs: &[(&str, String)]) -> Running {
+pub(crate) fn start_gateway(envs: &[(&str, String)]) -> Running {
     let mut command = gateway();
     command
         .env("LISTEN_ADDR", "127.0.0.1:0")
@@ -294,6 +306,8 @@ async fn an_outbox_change_survives_sigkill_and_restart() {
         ("AUTH0_CLIENT_ID", fake.client_id()),
         ("AUTH0_CLIENT_SECRET", fake.client_secret()),
         ("AUTH0_TIMEOUT_MS", "500".to_owned()),
+        // A claim the killed process held passes on quickly.
+        ("OUTBOX_LEASE_SECONDS", "3".to_owned()),
     ];
     let mut first = start_gateway(&envs);
     let url = first.url.clone();

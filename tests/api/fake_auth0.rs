@@ -232,6 +232,7 @@ impl FakeAuth0 {
             drops: AtomicU32::new(0),
             bucket: Mutex::new(Bucket::new(options.rate_per_second, options.burst)),
             calls: Mutex::new(Calls::default()),
+            log: Mutex::new(Vec::new()),
         });
         let api = Router::new()
             .route("/users/{id}", get(get_user).patch(patch_user))
@@ -415,6 +416,12 @@ impl FakeAuth0 {
         self.inner.tokens.lock().unwrap().clear();
     }
 
+    /// Every GET and PATCH of a user that was served (not refused with 429
+    /// or 401), in arrival order.
+    pub fn served(&self) -> Vec<Served> {
+        self.inner.log.lock().unwrap().clone()
+    }
+
     /// A snapshot of the counters.
     pub fn calls(&self) -> Calls {
         self.inner.calls.lock().unwrap().clone()
@@ -555,6 +562,19 @@ struct Inner {
     drops: AtomicU32,
     bucket: Mutex<Bucket>,
     calls: Mutex<Calls>,
+    /// Every served request to a user, in arrival order.
+    log: Mutex<Vec<Served>>,
+}
+
+/// A served `GET` or `PATCH` of `/api/v2/users/{id}`, as [`FakeAuth0::served`] lists them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Served {
+    /// `GET` or `PATCH`.
+    pub method: &'static str,
+    /// The user id from the path, decoded.
+    pub user_id: String,
+    /// The PATCH body (`Null` for a GET).
+    pub body: Value,
 }
 
 impl Inner {
@@ -972,6 +992,11 @@ async fn get_user(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     inner.count(|c| c.get_user += 1);
+    inner.log.lock().unwrap().push(Served {
+        method: "GET",
+        user_id: id.clone(),
+        body: Value::Null,
+    });
     let include = match query.get("include_fields").map(String::as_str) {
         None | Some("true") => true,
         Some("false") => false,
@@ -1109,6 +1134,11 @@ fn merge_metadata(stored: &mut Value, patch: &Map<String, Value>) {
 
 async fn patch_user(State(inner): Shared, Path(id): Path<String>, body: Bytes) -> Response {
     inner.count(|c| c.patch_user += 1);
+    inner.log.lock().unwrap().push(Served {
+        method: "PATCH",
+        user_id: id.clone(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("Invalid request payload JSON format".into());
     };

@@ -183,6 +183,7 @@ impl TestApp {
             mgmt_burst: 2,
             profile_ttl: Duration::from_secs(300),
             timeout: Duration::from_secs(2),
+            outbox_lease: Duration::from_secs(30),
         };
         Self::spawn_with(backend, |config| {
             config.identity_mode = IdentityMode::Auth0;

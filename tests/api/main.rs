@@ -9,6 +9,7 @@ mod fake_auth0;
 mod fake_auth0_tests;
 mod http;
 mod inputs;
+mod instances;
 mod me;
 mod migrations;
 mod mutations;
