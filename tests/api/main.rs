@@ -13,6 +13,7 @@ mod instances;
 mod me;
 mod migrations;
 mod mutations;
+mod outage;
 mod schema;
 mod statements;
 mod tokens;
