@@ -40,7 +40,8 @@ createRoot(document.getElementById('graphiql')).render(
     fetcher,
     defaultQuery: config.query,
     defaultHeaders: config.headers || undefined,
-    defaultEditorToolsVisibility: config.headers ? 'headers' : false,
+    // Open on the headers, where a token goes.
+    defaultEditorToolsVisibility: 'headers',
     shouldPersistHeaders: false,
   }),
 );
