@@ -183,6 +183,13 @@ pub struct Settings {
     /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_seconds: u64,
+    /// Serve GraphiQL to browsers at GET /graphql (`true` or `false`).
+    #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub graphiql: bool,
+    /// In the local identity mode, pre-fill GraphiQL's headers with a token
+    /// for the demo user and load the demo data (`true` or `false`).
+    #[arg(long, env = "GRAPHIQL_DEMO_TOKEN", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub graphiql_demo_token: bool,
 }
 
 /// A setting that parsed but does not make sense with the others.
@@ -222,6 +229,10 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
+    /// Whether GET /graphql serves GraphiQL.
+    pub graphiql: bool,
+    /// Whether GraphiQL comes with the demo user's token (local mode only).
+    pub graphiql_demo_token: bool,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
 }
@@ -356,6 +367,8 @@ impl Settings {
             db_max_connections: self.db_max_connections,
             db_timeout: std::time::Duration::from_millis(self.db_timeout_ms),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
+            graphiql: self.graphiql,
+            graphiql_demo_token: self.graphiql_demo_token,
             auth0,
         })
     }
@@ -568,6 +581,15 @@ mod tests {
         assert!(parse_auth0_domain("ftp://x").is_err());
         assert!(parse_auth0_domain("https://t.auth0.com/api").is_err());
         assert!(parse_auth0_domain("bad host").is_err());
+    }
+
+    #[test]
+    fn graphiql_and_its_demo_token_are_on_unless_turned_off() {
+        let config = settings(&[]).unwrap();
+        assert!(config.graphiql && config.graphiql_demo_token);
+        let config = settings(&["--graphiql", "false", "--graphiql-demo-token", "no"]).unwrap();
+        assert!(!config.graphiql && !config.graphiql_demo_token);
+        assert!(settings(&["--graphiql", "maybe"]).is_err());
     }
 
     #[test]

@@ -1,12 +1,26 @@
 //! Demo data for people exploring the API in GraphiQL.
 
 use crate::{
+    auth::Principal,
     error::AppError,
+    graphql::Services,
     music::{MusicService, NewSong},
 };
 
 /// The demo user's id.
 pub const DEMO_USER: &str = "demo|listener";
+
+/// Gives the demo user a profile and, unless they have songs already, a
+/// library (see [`seed`]). Returns whether songs were added.
+pub async fn load(services: &Services) -> Result<bool, AppError> {
+    let principal = Principal {
+        email: Some("listener@demo.invalid".into()),
+        name: Some("Demo Listener".into()),
+        ..Principal::for_user(DEMO_USER)
+    };
+    services.profiles.get_or_create(&principal).await?;
+    seed(&services.music, DEMO_USER).await
+}
 
 const SONGS: [(&str, &str, &str); 8] = [
     ("So What", "Miles Davis", "jazz"),

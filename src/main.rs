@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::Parser;
 use music_gateway::{
     App,
-    auth::Principal,
     config::{Cli, Command, Config, IdentityMode, TokenArgs},
     db, demo, graphql, local_issuer, shutdown_signal,
 };
@@ -115,18 +114,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Demo => {
             require_local(&config, "demo")?;
             let app = App::build(config.clone()).await?;
-            let principal = Principal {
-                email: Some("listener@demo.invalid".into()),
-                name: Some("Demo Listener".into()),
-                ..Principal::for_user(demo::DEMO_USER)
-            };
-            let services = &app.state.services;
-            services
-                .profiles
-                .get_or_create(&principal)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let added = demo::seed(&services.music, demo::DEMO_USER)
+            let added = demo::load(&app.state.services)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             eprintln!(

@@ -1,6 +1,8 @@
-//! The HTTP surface: one router, the bearer-token extractor, health checks.
+//! The HTTP surface: one router, the bearer-token extractor, health checks,
+//! GraphiQL.
 
 mod auth;
+mod graphiql;
 mod routes;
 
 pub use auth::{InvalidToken, MaybePrincipal};

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use async_graphql::{ParseRequestError, http::GraphiQLSource};
+use async_graphql::ParseRequestError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection::GraphQLRejection};
 use axum::{
     Json, Router,
     extract::{Query, State},
     http::{HeaderValue, Method, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use tower_http::{
@@ -17,7 +17,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::auth::MaybePrincipal;
+use super::{auth::MaybePrincipal, graphiql};
 use crate::{AppState, config::CorsOrigins, graphql::RequestContext};
 
 /// Builds the router over `state`.
@@ -25,7 +25,8 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors);
     let body_limit = state.config.max_body_bytes;
     let mut router = Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphiql::page).post(graphql))
+        .merge(graphiql::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -54,15 +55,6 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         )),
     }
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("music-gateway")
-            .finish(),
-    )
 }
 
 #[tracing::instrument(skip_all, fields(user_id))]

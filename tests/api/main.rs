@@ -7,6 +7,7 @@ mod authz;
 mod cli;
 mod fake_auth0;
 mod fake_auth0_tests;
+mod graphiql;
 mod http;
 mod inputs;
 mod instances;
