@@ -22,7 +22,7 @@ export type CreatePlaylistInput = {
   songIds?: Array<string | number> | null | undefined;
 };
 
-/** A subscription plan, stored lower-case in `app_metadata.plan`. */
+/** A subscription plan. Only the server and admins change it. */
 export type Plan =
   /** A paid plan shared by a household. */
   | 'FAMILY'
@@ -40,7 +40,7 @@ export type UpdateMeInput = {
   /**
    * A JSON object merged into the user's preferences: top-level keys
    * replace (nested objects whole), a `null` value deletes the key. Keys
-   * may not contain `.` or `$`.
+   * may not contain `.` or `$`, and the profile holds about 10 KB in all.
    */
   preferences?: unknown;
 };
