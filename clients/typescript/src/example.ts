@@ -47,7 +47,6 @@ export type ErrorCode =
   | "BAD_USER_INPUT"
   | "UPSTREAM_UNAVAILABLE"
   | "INTERNAL_SERVER_ERROR"
-  | "PERSISTED_QUERY_NOT_FOUND"
   | (string & {});
 
 /** One entry of a GraphQL response's `errors`. */
