@@ -9,6 +9,7 @@ mod documents;
 mod loaders;
 mod mutation;
 mod query;
+mod scalars;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
@@ -17,6 +18,7 @@ pub use context::{Limits, RequestContext, Services};
 pub use documents::DocumentCache;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use scalars::Timestamp;
 
 /// The gateway's schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -26,7 +26,7 @@ pub struct UpdateMeInput {
     display_name: MaybeUndefined<String>,
     /// A JSON object merged into the user's preferences: top-level keys
     /// replace (nested objects whole), a `null` value deletes the key. Keys
-    /// may not contain `.` or `$`.
+    /// may not contain `.` or `$`, and the profile holds about 10 KB in all.
     preferences: Option<Json<Value>>,
     /// The favourite genre (up to 50 characters); `null` clears it.
     fav_genre: MaybeUndefined<String>,
@@ -234,7 +234,7 @@ impl MutationRoot {
     }
 
     /// Deletes one of the caller's playlists. Its plays stop counting towards
-    /// `playlist_editor`. Answers its id.
+    /// the `playlist_editor` role. Answers its id.
     async fn delete_playlist(
         &self,
         ctx: &Context<'_>,
@@ -277,7 +277,7 @@ impl MutationRoot {
     }
 
     /// Counts one play of one of the caller's playlists. Reaching the plays
-    /// threshold grants `playlist_editor`.
+    /// threshold grants the `playlist_editor` role.
     async fn record_play(
         &self,
         ctx: &Context<'_>,
@@ -290,7 +290,8 @@ impl MutationRoot {
         ))
     }
 
-    /// Features or unfeatures one of the caller's playlists. Needs `playlist_editor`.
+    /// Features or unfeatures one of the caller's playlists. Needs the
+    /// `playlist_editor` role; `FORBIDDEN` otherwise.
     async fn set_playlist_featured(
         &self,
         ctx: &Context<'_>,
@@ -304,7 +305,9 @@ impl MutationRoot {
         ))
     }
 
-    /// Admin: sets a user's subscription plan. Needs `write:app_metadata`.
+    /// Admin: sets a user's subscription plan. Needs a token whose
+    /// `permissions` or `scope` grant `write:app_metadata`; `FORBIDDEN`
+    /// otherwise.
     async fn set_user_plan(
         &self,
         ctx: &Context<'_>,
@@ -319,7 +322,8 @@ impl MutationRoot {
             .into())
     }
 
-    /// Admin: replaces a user's roles. Needs `write:app_metadata`.
+    /// Admin: replaces a user's roles. Needs a token whose `permissions` or
+    /// `scope` grant `write:app_metadata`; `FORBIDDEN` otherwise.
     async fn set_user_roles(
         &self,
         ctx: &Context<'_>,

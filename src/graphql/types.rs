@@ -16,12 +16,12 @@ use async_graphql::{
     ComplexObject, Context, ID, Json, Object, Result, SimpleObject, connection::PageInfo,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
     context::{page, services},
     loaders::PlaylistBatch,
+    scalars::Timestamp,
 };
 use crate::{
     entity::{playlists, songs},
@@ -220,8 +220,8 @@ impl Song {
     }
 
     /// When the song was added to the library.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at.into()
     }
 }
 
@@ -292,8 +292,8 @@ impl Playlist {
     }
 
     /// When the playlist was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.model.created_at
+    async fn created_at(&self) -> Timestamp {
+        self.model.created_at.into()
     }
 
     /// The playlist's songs, in playlist order.
@@ -376,7 +376,9 @@ impl Me {
         self.user.display_name()
     }
 
-    /// The user's own settings, a JSON object (user_metadata without `displayName`).
+    /// The user's own settings: a JSON object whose keys the app chooses,
+    /// changed with `updateMe`. Kept in the identity profile, which holds
+    /// about 10 KB in all.
     async fn preferences(&self) -> Json<Value> {
         Json(Value::Object(self.user.preferences()))
     }
@@ -401,9 +403,10 @@ impl Me {
         self.user.fav_genre.as_deref()
     }
 
-    /// When the profile last matched the identity provider.
-    async fn synced_at(&self) -> Option<DateTime<Utc>> {
-        self.user.synced_at
+    /// When the gateway last brought its copy of the profile up to date;
+    /// `null` while it has not read the profile from the identity provider yet.
+    async fn synced_at(&self) -> Option<Timestamp> {
+        self.user.synced_at.map(Timestamp)
     }
 
     /// The user's songs, oldest first.

@@ -34,7 +34,9 @@ pub const PLAYLIST_EDITOR: &str = "playlist_editor";
 /// What `displayName` reads when the user never set one (the seed's rule).
 pub const DEFAULT_DISPLAY_NAME: &str = "user";
 
-/// A subscription plan, stored lower-case in `app_metadata.plan`.
+// Stored lower-case in `app_metadata.plan` (see `as_str`); the doc comment
+// below is the schema's description, written for client developers.
+/// A subscription plan. Only the server and admins change it.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Plan {
     /// The default plan.

@@ -5,6 +5,7 @@ mod helpers;
 mod auth0_mode;
 mod authz;
 mod cli;
+mod codegen;
 mod fake_auth0;
 mod fake_auth0_tests;
 mod graphiql;
