@@ -1,7 +1,13 @@
-//! The HTTP surface: one router, the bearer-token extractor, health checks.
+//! The HTTP surface: one router, the bearer-token extractor, health checks,
+//! and GraphQL's protocol around execution (APQ, CSRF prevention, GET).
 
+mod apq;
 mod auth;
+mod csrf;
+mod graphql;
 mod routes;
 
+pub use apq::ApqStore;
 pub use auth::{InvalidToken, MaybePrincipal};
+pub use csrf::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS};
 pub use routes::router;
