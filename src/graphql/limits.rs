@@ -444,6 +444,36 @@ pub fn is_introspection_only(document: &ExecutableDocument) -> bool {
     })
 }
 
+/// Whether an operation of the document asks for `__schema` or `__type` at
+/// its root (directly or through fragments). `__typename` is not
+/// introspection of the schema, and clients add it everywhere.
+pub fn selects_introspection(document: &ExecutableDocument) -> bool {
+    fn walk<'a>(
+        document: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        seen: &mut HashSet<&'a str>,
+    ) -> bool {
+        set.items.iter().any(|s| match &s.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type")
+            }
+            Selection::InlineFragment(inline) => {
+                walk(document, &inline.node.selection_set.node, seen)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                match document.fragments.get(name) {
+                    Some(fragment) if seen.insert(name.as_str()) => {
+                        walk(document, &fragment.node.selection_set.node, seen)
+                    }
+                    _ => false,
+                }
+            }
+        })
+    }
+    operations(document).any(|op| walk(document, &op.selection_set.node, &mut HashSet::new()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,5 +599,9 @@ mod tests {
             "{ __schema { types { name } } __typename }"
         )));
         assert!(!is_introspection_only(&doc("{ __typename me { id } }")));
+        assert!(selects_introspection(&doc(
+            "{ me { id } ...F } fragment F on Query { __type(name: \"Me\") { name } }"
+        )));
+        assert!(!selects_introspection(&doc("{ __typename me { id } }")));
     }
 }

@@ -19,6 +19,7 @@ pub use context::{Limits, RequestContext, Services};
 pub use documents::DocumentCache;
 pub use limits::{
     LimitExceeded, QueryCost, QueryLimiter, QueryLimits, is_introspection_only, select_operation,
+    selects_introspection,
 };
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;

@@ -3,9 +3,9 @@
 //! In order, each step refusing before anything runs:
 //! 1. CSRF prevention (before the body is read);
 //! 2. the request, from the query string (GET) or the JSON body (POST), with
-//!   the GraphQL-over-HTTP names (`operationName`, `documentId`);
+//!    the GraphQL-over-HTTP names (`operationName`, `documentId`);
 //! 3. the document: by id (trusted documents), by APQ hash, or as text;
-//!   trusted documents refuse any other;
+//!    trusted documents refuse any other;
 //! 4. over GET, only queries;
 //! 5. the cost limits;
 //! 6. execution.
@@ -36,7 +36,10 @@ use super::{
 use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
-    graphql::{LimitExceeded, RequestContext, is_introspection_only, select_operation, sha256_hex},
+    graphql::{
+        LimitExceeded, RequestContext, is_introspection_only, select_operation,
+        selects_introspection, sha256_hex,
+    },
 };
 
 /// What GraphQL responses are served as.
@@ -408,6 +411,15 @@ fn check_document(
 ) -> Result<(), Refusal> {
     if resolved.unlisted && !(state.config.introspection && is_introspection_only(document)) {
         return Err(Refusal::not_in_safelist());
+    }
+    // async-graphql would answer `__schema: null` without a word.
+    if !state.config.introspection && selects_introspection(document) {
+        return Err(Refusal::new(
+            StatusCode::OK,
+            "INTROSPECTION_DISABLED",
+            "introspection is turned off on this gateway (INTROSPECTION=false): \
+             take the schema from its schema.graphql",
+        ));
     }
     if over_get
         && let Some(operation) = select_operation(document, operation_name)

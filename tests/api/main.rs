@@ -12,6 +12,7 @@ mod inputs;
 mod me;
 mod migrations;
 mod mutations;
+mod protocol;
 mod schema;
 mod statements;
 mod tokens;
