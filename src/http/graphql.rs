@@ -341,6 +341,7 @@ fn resolve(
     }
 
     let mut register = None;
+    let sent_hash = apq_hash.is_some();
     if let Some(hash) = apq_hash {
         match &query {
             Some(text) => {
@@ -387,7 +388,7 @@ fn resolve(
         ));
     };
     let unlisted = match enforced {
-        Some(trusted) if trusted.require_id && register.is_none() => {
+        Some(trusted) if trusted.require_id && !sent_hash => {
             return Err(Refusal::id_required());
         }
         Some(trusted) => !trusted.contains_text(&text),
