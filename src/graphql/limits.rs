@@ -105,8 +105,9 @@ impl LimitExceeded {
 pub struct QueryLimiter {
     limits: QueryLimits,
     pages: Limits,
-    /// (type, field) to the field's named type and whether it takes `first`.
-    fields: HashMap<(String, String), FieldShape>,
+    /// Type, then field, to the field's named type and whether it takes
+    /// `first`; nested so a lookup by `&str` allocates nothing.
+    fields: HashMap<String, HashMap<String, FieldShape>>,
     query_type: String,
     mutation_type: String,
 }
@@ -150,13 +151,16 @@ impl QueryLimiter {
                     for field in object_fields {
                         let field = &field.node;
                         let paged = field.arguments.iter().any(|a| a.node.name.node == "first");
-                        fields.insert(
-                            (ty.node.name.node.to_string(), field.name.node.to_string()),
-                            FieldShape {
-                                ty: named_type(&field.ty.node).to_owned(),
-                                paged,
-                            },
-                        );
+                        fields
+                            .entry(ty.node.name.node.to_string())
+                            .or_insert_with(HashMap::new)
+                            .insert(
+                                field.name.node.to_string(),
+                                FieldShape {
+                                    ty: named_type(&field.ty.node).to_owned(),
+                                    paged,
+                                },
+                            );
                     }
                 }
                 TypeSystemDefinition::Directive(_) => {}
@@ -346,27 +350,24 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn selection_set(&mut self, set: &'a SelectionSet, parent: Option<&str>) -> Tally {
+    fn selection_set(&mut self, set: &'a SelectionSet, parent: Option<&'a str>) -> Tally {
+        let limiter = self.limiter;
         let mut tally = Tally::default();
         for selection in &set.items {
             let part = match &selection.node {
                 Selection::Field(field) => {
                     let field = &field.node;
-                    let shape = parent.and_then(|p| {
-                        self.limiter
-                            .fields
-                            .get(&(p.to_owned(), field.name.node.to_string()))
-                    });
+                    let shape = parent
+                        .and_then(|p| limiter.fields.get(p))
+                        .and_then(|fields| fields.get(field.name.node.as_str()));
                     let factor = match shape {
                         Some(shape) if shape.paged => {
-                            self.limiter
-                                .page_size(field, self.variables, self.definitions)
+                            limiter.page_size(field, self.variables, self.definitions)
                         }
                         _ => 1,
                     };
-                    let child_type = shape.map(|s| s.ty.clone());
-                    let children =
-                        self.selection_set(&field.selection_set.node, child_type.as_deref());
+                    let child_type = shape.map(|s| s.ty.as_str());
+                    let children = self.selection_set(&field.selection_set.node, child_type);
                     Tally {
                         aliases: u64::from(field.alias.is_some()).saturating_add(children.aliases),
                         cost: factor.saturating_mul(children.cost).saturating_add(1),
@@ -377,8 +378,8 @@ impl<'a> Walk<'a> {
                     let ty = inline
                         .type_condition
                         .as_ref()
-                        .map(|c| c.node.on.node.to_string());
-                    let ty = ty.as_deref().or(parent);
+                        .map(|c| c.node.on.node.as_str())
+                        .or(parent);
                     self.selection_set(&inline.selection_set.node, ty)
                 }
                 Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
@@ -399,8 +400,8 @@ impl<'a> Walk<'a> {
         if !self.in_progress.insert(name.as_str()) {
             return Tally::default();
         }
-        let ty = fragment.node.type_condition.node.on.node.to_string();
-        let tally = self.selection_set(&fragment.node.selection_set.node, Some(&ty));
+        let ty = fragment.node.type_condition.node.on.node.as_str();
+        let tally = self.selection_set(&fragment.node.selection_set.node, Some(ty));
         self.in_progress.remove(name.as_str());
         self.fragments.insert(name.as_str(), tally);
         tally

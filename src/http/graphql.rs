@@ -145,6 +145,20 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
+        // An APQ miss is the protocol's normal first step; the others tell
+        // an operator about a misbehaving client or a stale manifest.
+        if self.code == "PERSISTED_QUERY_NOT_FOUND" {
+            tracing::debug!(
+                code = self.code,
+                "GraphQL request answered before execution"
+            );
+        } else {
+            tracing::info!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "GraphQL request refused before execution"
+            );
+        }
         let mut extensions = self.extensions;
         extensions.insert("code".into(), self.code.into());
         let body = json!({"errors": [{"message": self.message, "extensions": extensions}]});

@@ -285,6 +285,27 @@ async fn requests_a_browser_sends_without_preflight_are_refused(app: TestApp) {
     .await;
     assert_eq!(status, 200, "{body}");
 
+    // A page on an allowed origin may send the headers cross-origin.
+    let cors = TestApp::spawn_with(app.backend, |c| {
+        c.cors = music_gateway::config::CorsOrigins::List(vec!["https://app.example".into()]);
+    })
+    .await;
+    let preflight = cors
+        .client
+        .request(Method::OPTIONS, cors.url("/graphql"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "apollo-require-preflight")
+        .send()
+        .await
+        .unwrap();
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("apollo-require-preflight"), "{allowed}");
+    assert!(allowed.contains("x-apollo-operation-name"), "{allowed}");
+
     // The list is configurable, and the check can be turned off.
     let custom = TestApp::spawn_with(app.backend, |c| {
         c.csrf = Some(music_gateway::http::CsrfPrevention::new(vec![
@@ -343,9 +364,19 @@ fn aliases_of_full_me(n: usize) -> String {
 
 async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     let token = app.token(U);
-    // The full me at the largest page sizes runs.
+    // The full me at the largest page sizes runs, with the featured
+    // playlists at the largest page sizes beside it.
     let data = app.ok(U, &format!("{{ {FULL_ME} }}"), json!({})).await;
     assert_eq!(data["me"]["songs"]["totalCount"], 0);
+    app.ok(
+        U,
+        &format!(
+            "{{ {FULL_ME} featuredPlaylists(first: 100) {{ totalCount
+                nodes {{ name plays songs(first: 100) {{ totalCount nodes {{ name }} }} }} }} }}"
+        ),
+        json!({}),
+    )
+    .await;
 
     let before = app.statements();
     // The issue's request: 200 aliases of the full me.
