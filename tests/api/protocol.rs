@@ -117,6 +117,26 @@ async fn apq_hash_that_does_not_match_its_text_is_refused(app: TestApp) {
     // The wrong text was not kept under the hash.
     let (_, body) = answer(post(&app, Some(&token), json!({"extensions": apq(&hash)}))).await;
     assert_eq!(error_code(&body), "PERSISTED_QUERY_NOT_FOUND");
+    // With APQ off, clients are told to stop sending hashes, and the text
+    // sent with a hash still runs.
+    let off = TestApp::spawn_with(app.backend, |c| c.apq_cache_bytes = None).await;
+    let off_token = off.token(U);
+    let (status, body) = answer(post(
+        &off,
+        Some(&off_token),
+        json!({"extensions": apq(&hash)}),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotSupported");
+    assert_eq!(error_code(&body), "PERSISTED_QUERY_NOT_SUPPORTED");
+    let (_, body) = answer(post(
+        &off,
+        Some(&off_token),
+        json!({"query": "{ me { id } }", "extensions": apq(&hash)}),
+    ))
+    .await;
+    assert_eq!(body["data"]["me"]["id"], U, "{body}");
     // A version other than 1 is not Apollo's protocol.
     let (status, body) = answer(post(
         &app,
