@@ -4,9 +4,14 @@
 //! / `LISTEN_ADDR`). Values are parsed into types here, so a bad value stops the
 //! process with one line naming the setting instead of failing on a request.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
+
+use crate::{
+    graphql::{QueryLimits, TrustedDocuments},
+    http::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS},
+};
 
 /// Where the profile (user_metadata, app_metadata) is authoritative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -190,6 +195,43 @@ pub struct Settings {
     /// for the demo user and load the demo data (`true` or `false`).
     #[arg(long, env = "GRAPHIQL_DEMO_TOKEN", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphiql_demo_token: bool,
+    /// Automatic persisted queries (Apollo's APQ): `true` or `false`.
+    #[arg(long, env = "APQ", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub apq: bool,
+    /// Bytes of query text the APQ store keeps in memory, per process.
+    #[arg(long, env = "APQ_CACHE_BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..=1024 * 1024 * 1024), global = true)]
+    pub apq_cache_bytes: u64,
+    /// A manifest of trusted documents (graphql-codegen's
+    /// persisted-documents.json or Apollo's persisted-query-manifest.json):
+    /// when set, only its documents run.
+    #[arg(long, env = "TRUSTED_DOCUMENTS", global = true)]
+    pub trusted_documents: Option<PathBuf>,
+    /// Tokens with `write:app_metadata` may run documents outside the manifest.
+    #[arg(long, env = "TRUSTED_DOCUMENTS_ALLOW_ADMIN", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub trusted_documents_allow_admin: bool,
+    /// Trusted documents must be sent by id, never as text.
+    #[arg(long, env = "TRUSTED_DOCUMENTS_REQUIRE_ID", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub trusted_documents_require_id: bool,
+    /// Refuse GraphQL requests a browser could send cross-site without a
+    /// CORS preflight, unless they carry one of CSRF_REQUIRED_HEADERS.
+    #[arg(long, env = "CSRF_PREVENTION", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub csrf_prevention: bool,
+    /// Comma-separated headers, any of which lets such a request through.
+    #[arg(long, env = "CSRF_REQUIRED_HEADERS", default_value = DEFAULT_REQUIRED_HEADERS, global = true)]
+    pub csrf_required_headers: String,
+    /// Most aliased fields in one operation.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = QueryLimits::default().max_aliases, value_parser = clap::value_parser!(u64).range(0..=1_000_000), global = true)]
+    pub max_aliases: u64,
+    /// Most fields at the root of one operation.
+    #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = QueryLimits::default().max_root_fields, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub max_root_fields: u64,
+    /// Largest estimated cost of one operation: each field counts once per
+    /// item of every list above it (`first`, or the default page size).
+    #[arg(long, env = "MAX_QUERY_COST", default_value_t = QueryLimits::default().max_cost, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_query_cost: u64,
+    /// Answer introspection queries (`__schema`, `__type`): `true` or `false`.
+    #[arg(long, env = "INTROSPECTION", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub introspection: bool,
 }
 
 /// A setting that parsed but does not make sense with the others.
@@ -235,6 +277,16 @@ pub struct Config {
     pub graphiql_demo_token: bool,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
+    /// Bytes of the APQ store; `None`: APQ is off.
+    pub apq_cache_bytes: Option<usize>,
+    /// The loaded manifest, when only trusted documents may run.
+    pub trusted_documents: Option<Arc<TrustedDocuments>>,
+    /// CSRF prevention; `None`: off.
+    pub csrf: Option<CsrfPrevention>,
+    /// Limits on aliases, root fields and cost.
+    pub query_limits: QueryLimits,
+    /// Whether introspection queries are answered.
+    pub introspection: bool,
 }
 
 /// A secret that never prints.
@@ -350,6 +402,23 @@ impl Settings {
             ),
         };
         let cors = parse_cors(&self.cors_allowed_origins)?;
+        let trusted_documents = match &self.trusted_documents {
+            None => None,
+            Some(path) => {
+                let mut documents = TrustedDocuments::load(path)
+                    .map_err(|e| ConfigError::new("TRUSTED_DOCUMENTS", e))?;
+                documents.allow_admin = self.trusted_documents_allow_admin;
+                documents.require_id = self.trusted_documents_require_id;
+                Some(Arc::new(documents))
+            }
+        };
+        let csrf = if self.csrf_prevention {
+            Some(CsrfPrevention::new(parse_header_names(
+                &self.csrf_required_headers,
+            )?))
+        } else {
+            None
+        };
         Ok(Config {
             data_dir: self.data_dir,
             database_url,
@@ -370,6 +439,16 @@ impl Settings {
             graphiql: self.graphiql,
             graphiql_demo_token: self.graphiql_demo_token,
             auth0,
+            // The range check above keeps this well inside usize.
+            apq_cache_bytes: self.apq.then_some(self.apq_cache_bytes as usize),
+            trusted_documents,
+            csrf,
+            query_limits: QueryLimits {
+                max_aliases: self.max_aliases,
+                max_root_fields: self.max_root_fields,
+                max_cost: self.max_query_cost,
+            },
+            introspection: self.introspection,
         })
     }
 
@@ -444,6 +523,31 @@ fn parse_auth0_domain(raw: &str) -> Result<String, ConfigError> {
         return Err(invalid());
     }
     Ok(format!("{scheme}://{host}"))
+}
+
+fn parse_header_names(raw: &str) -> Result<Vec<axum::http::HeaderName>, ConfigError> {
+    let names: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Err(ConfigError::new(
+            "CSRF_REQUIRED_HEADERS",
+            "must name at least one header (turn the check off with CSRF_PREVENTION=false)",
+        ));
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                ConfigError::new(
+                    "CSRF_REQUIRED_HEADERS",
+                    format!("`{name}` is not a header name"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn parse_cors(raw: &str) -> Result<CorsOrigins, ConfigError> {
@@ -590,6 +694,39 @@ mod tests {
         let config = settings(&["--graphiql", "false", "--graphiql-demo-token", "no"]).unwrap();
         assert!(!config.graphiql && !config.graphiql_demo_token);
         assert!(settings(&["--graphiql", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn protocol_settings_parse_and_name_themselves_when_wrong() {
+        let config = settings(&[]).unwrap();
+        assert!(config.apq_cache_bytes.is_some());
+        assert!(config.csrf.is_some());
+        assert!(config.introspection);
+        assert!(config.trusted_documents.is_none());
+        let config = settings(&[
+            "--apq",
+            "false",
+            "--csrf-prevention",
+            "no",
+            "--introspection",
+            "0",
+            "--max-query-cost",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(config.apq_cache_bytes, None);
+        assert_eq!(config.csrf, None);
+        assert!(!config.introspection);
+        assert_eq!(config.query_limits.max_cost, 500);
+        let config = settings(&["--csrf-required-headers", "X-Requested-With"]).unwrap();
+        assert_eq!(
+            config.csrf.unwrap().required_headers()[0].as_str(),
+            "x-requested-with"
+        );
+        let err = settings(&["--csrf-required-headers", " , "]).unwrap_err();
+        assert!(err.contains("CSRF_REQUIRED_HEADERS"), "{err}");
+        let err = settings(&["--trusted-documents", "/nonexistent/manifest.json"]).unwrap_err();
+        assert!(err.contains("TRUSTED_DOCUMENTS"), "{err}");
     }
 
     #[test]

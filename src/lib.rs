@@ -29,7 +29,8 @@ use crate::{
     auth0::ManagementClient,
     config::Config,
     db::StatementCounter,
-    graphql::{AppSchema, DocumentCache, Limits, Services},
+    graphql::{AppSchema, DocumentCache, Limits, QueryLimiter, Services},
+    http::ApqStore,
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
@@ -50,6 +51,10 @@ pub struct AppState {
     pub statements: StatementCounter,
     /// Parsed query documents, by query text.
     pub documents: Arc<DocumentCache>,
+    /// Automatic persisted queries, by hash; `None` when APQ is off.
+    pub apq: Option<Arc<ApqStore>>,
+    /// The cost limits, with the schema's shape.
+    pub limiter: Arc<QueryLimiter>,
     /// The auth0 mode's background workers (refresh queue, outbox).
     pub workers: Option<Arc<Workers>>,
 }
@@ -125,8 +130,13 @@ impl App {
                 max_page_size: config.max_page_size,
             },
         };
+        let limiter = QueryLimiter::new(&graphql::sdl(), config.query_limits, services.limits);
         let state = AppState {
-            schema: graphql::build(services.clone()),
+            schema: graphql::build(services.clone(), config.introspection),
+            apq: config
+                .apq_cache_bytes
+                .map(|bytes| Arc::new(ApqStore::new(bytes))),
+            limiter: Arc::new(limiter),
             services,
             config: Arc::new(config),
             db,

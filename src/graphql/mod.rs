@@ -6,19 +6,26 @@
 
 mod context;
 mod documents;
+mod limits;
 mod loaders;
 mod mutation;
 mod query;
 mod scalars;
+mod trusted;
 mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use context::{Limits, RequestContext, Services};
 pub use documents::DocumentCache;
+pub use limits::{
+    LimitExceeded, QueryCost, QueryLimiter, QueryLimits, is_introspection_only, select_operation,
+    selects_introspection,
+};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use scalars::Timestamp;
+pub use trusted::{TrustedDocuments, is_sha256_hex, sha256_hex};
 
 /// The gateway's schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -38,9 +45,15 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscript
         .limit_directives(10)
 }
 
-/// The schema ready to execute requests.
-pub fn build(services: Services) -> AppSchema {
-    schema_builder().data(services).finish()
+/// The schema ready to execute requests; without `introspection`, queries
+/// of `__schema` and `__type` are refused.
+pub fn build(services: Services, introspection: bool) -> AppSchema {
+    let builder = schema_builder().data(services);
+    if introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The SDL, as checked in at `schema.graphql`.

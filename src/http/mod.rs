@@ -1,9 +1,15 @@
 //! The HTTP surface: one router, the bearer-token extractor, health checks,
-//! GraphiQL.
+//! GraphiQL,
+//! and GraphQL's protocol around execution (APQ, CSRF prevention, GET).
 
+mod apq;
 mod auth;
+mod csrf;
 mod graphiql;
+mod graphql;
 mod routes;
 
+pub use apq::ApqStore;
 pub use auth::{InvalidToken, MaybePrincipal};
+pub use csrf::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS};
 pub use routes::router;

@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
-use async_graphql::ParseRequestError;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection::GraphQLRejection};
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -17,20 +15,31 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::{auth::MaybePrincipal, graphiql};
-use crate::{AppState, config::CorsOrigins, graphql::RequestContext};
+use super::{
+    auth::{InvalidToken, MaybePrincipal},
+    graphiql, graphql,
+};
+use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord};
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.config.cors);
+    let csrf_headers = state
+        .config
+        .csrf
+        .as_ref()
+        .map(|c| c.required_headers().to_vec())
+        .unwrap_or_default();
+    let cors = cors_layer(&state.config.cors, &csrf_headers);
     let body_limit = state.config.max_body_bytes;
     let mut router = Router::new()
-        .route("/graphql", get(graphiql::page).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql::post))
         .merge(graphiql::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/playlists/getPlays", get(get_plays));
+        .route("/playlists/getPlays", get(get_plays))
+        .route("/genres/getFav", get(get_fav_genre))
+        .route("/secured/getFavGenre", get(get_fav_genre));
     if state.issuer.is_some() {
         router = router.route("/.well-known/jwks.json", get(jwks));
     }
@@ -43,10 +52,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+fn cors_layer(origins: &CorsOrigins, csrf_headers: &[header::HeaderName]) -> CorsLayer {
+    // A page that must send a CSRF prevention header may do so cross-origin.
+    let mut allowed = vec![header::AUTHORIZATION, header::CONTENT_TYPE];
+    allowed.extend(csrf_headers.iter().cloned());
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers(allowed)
         .max_age(Duration::from_secs(3600));
     match origins {
         CorsOrigins::None => base.allow_origin(AllowOrigin::list(Vec::<HeaderValue>::new())),
@@ -57,51 +69,17 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     }
 }
 
-#[tracing::instrument(skip_all, fields(user_id))]
-async fn graphql(
+/// A browser opening `/graphql` gets GraphiQL; anything else is a query.
+async fn graphql_get(
     State(state): State<AppState>,
-    MaybePrincipal(principal): MaybePrincipal,
-    request: Result<GraphQLRequest, GraphQLRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+    principal: Result<MaybePrincipal, InvalidToken>,
 ) -> Response {
-    let mut request = match request {
-        Ok(request) => request.into_inner(),
-        Err(rejection) => return bad_request(rejection.0),
-    };
-    state.documents.prepare(&mut request);
-    if let Some(p) = &principal {
-        tracing::Span::current().record("user_id", p.user_id.as_str());
+    if graphql::is_navigation(&headers, &uri) {
+        return graphiql::page(State(state)).await;
     }
-    let context = RequestContext::new(principal);
-    let mut response = state.schema.execute(request.data(context)).await;
-    // Parse, validation and argument errors come from async-graphql without a
-    // code; they are all the client's to fix.
-    for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            extensions.set("code", "BAD_USER_INPUT");
-        }
-    }
-    GraphQLResponse::from(response).into_response()
-}
-
-/// A body that is not a GraphQL request, answered in GraphQL's error shape.
-fn bad_request(error: ParseRequestError) -> Response {
-    let (status, message) = match error {
-        ParseRequestError::PayloadTooLarge => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the request body is too large".to_owned(),
-        ),
-        ParseRequestError::InvalidRequest(e) => (
-            StatusCode::BAD_REQUEST,
-            format!("the body is not a GraphQL request: {e}"),
-        ),
-        other => (
-            StatusCode::BAD_REQUEST,
-            format!("the body is not a GraphQL request: {other}"),
-        ),
-    };
-    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]});
-    (status, Json(body)).into_response()
+    graphql::get(state, headers, uri, principal).await
 }
 
 async fn healthz() -> &'static str {
@@ -204,6 +182,50 @@ async fn get_plays(
                 "INTERNAL_SERVER_ERROR",
                 "internal server error",
             )
+        }
+    }
+}
+
+/// The seed's `GET /genres/getFav` (and `/secured/getFavGenre`), kept for
+/// the mobile app: the bearer token's user's favourite genre as plain text,
+/// empty when none is set.
+async fn get_fav_genre(
+    State(state): State<AppState>,
+    MaybePrincipal(principal): MaybePrincipal,
+) -> Response {
+    let Some(principal) = principal else {
+        return plain_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "this needs a user's bearer token",
+        );
+    };
+    if principal.is_machine() {
+        return plain_error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "a machine (client-credentials) token has no user profile",
+        );
+    }
+    match state.services.profiles.get_or_create(&principal).await {
+        Ok(UserRecord { fav_genre, .. }) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            fav_genre.unwrap_or_default(),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = match &e {
+                AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+                AppError::NotFound(_) => StatusCode::NOT_FOUND,
+                AppError::BadInput(_) => StatusCode::BAD_REQUEST,
+                AppError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AppError::Internal(cause) => {
+                    tracing::error!(error = format!("{cause:#}"), "getFav failed");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            plain_error(status, e.code(), &e.client_message())
         }
     }
 }

@@ -1,11 +1,8 @@
 //! A gateway started with `TRUSTED_DOCUMENTS` set to the manifest that
 //! graphql-codegen's client preset wrote runs the example client's
 //! operations by `documentId`, as the generated client sends them.
-//!
-//! Needs the gateway's trusted documents (`Config::trusted_documents`); list
-//! this module in main.rs once that is in.
 
-use std::path::PathBuf;
+use std::{path::Path, sync::Arc};
 
 use serde_json::json;
 
@@ -17,7 +14,9 @@ use crate::{
 
 async fn trusted_documents_from_codegen_run_by_id(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| {
-        config.trusted_documents = Some(PathBuf::from(MANIFEST));
+        let manifest = music_gateway::graphql::TrustedDocuments::load(Path::new(MANIFEST))
+            .expect("the generated manifest loads");
+        config.trusted_documents = Some(Arc::new(manifest));
     })
     .await;
     scenario(

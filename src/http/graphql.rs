@@ -1,0 +1,534 @@
+//! `/graphql` over GET and POST, from the wire to execution.
+//!
+//! In order, each step refusing before anything runs:
+//! 1. CSRF prevention (before the body is read);
+//! 2. the request, from the query string (GET) or the JSON body (POST), with
+//!    the GraphQL-over-HTTP names (`operationName`, `documentId`);
+//! 3. the document: by id (trusted documents), by APQ hash, or as text;
+//!    trusted documents refuse any other;
+//! 4. over GET, only queries;
+//! 5. the cost limits;
+//! 6. execution.
+//!
+//! Every refusal has the shape of any other GraphQL error of the gateway:
+//! `{"errors": [{"message", "extensions": {"code"}}]}`.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    ServerError, Variables,
+    parser::types::{ExecutableDocument, OperationType},
+};
+use async_graphql_axum::GraphQLResponse;
+use axum::{
+    body::Body,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{
+    apq,
+    auth::{InvalidToken, MaybePrincipal},
+};
+use crate::{
+    AppState,
+    auth::{ADMIN_PERMISSION, Principal},
+    graphql::{
+        LimitExceeded, RequestContext, is_introspection_only, select_operation,
+        selects_introspection, sha256_hex,
+    },
+};
+
+/// What GraphQL responses are served as.
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// Apollo's value for answers a client must not cache: a persisted query
+/// unknown now may be known a moment later.
+const DONT_CACHE: &str = "private, no-cache, must-revalidate";
+
+/// The longest id echoed back in an error.
+const MAX_ECHOED_ID: usize = 100;
+
+/// A request refused before execution.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extensions: Map<String, Value>,
+    no_cache: bool,
+    allow_post: bool,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extensions: Map::new(),
+            no_cache: false,
+            allow_post: false,
+        }
+    }
+
+    /// HTTP 400, `BAD_USER_INPUT`.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+    }
+
+    fn uncached(mut self) -> Self {
+        self.no_cache = true;
+        self
+    }
+
+    /// An APQ hash this process has not seen: the client resends the text.
+    fn persisted_query_not_found() -> Self {
+        Self::new(
+            StatusCode::OK,
+            "PERSISTED_QUERY_NOT_FOUND",
+            "PersistedQueryNotFound",
+        )
+        .uncached()
+    }
+
+    /// APQ turned off: Apollo's clients then stop sending hashes.
+    fn persisted_query_not_supported() -> Self {
+        Self::new(
+            StatusCode::OK,
+            "PERSISTED_QUERY_NOT_SUPPORTED",
+            "PersistedQueryNotSupported",
+        )
+        .uncached()
+    }
+
+    fn not_in_list(id: &str) -> Self {
+        let id: String = id.chars().take(MAX_ECHOED_ID).collect();
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "PERSISTED_QUERY_NOT_IN_LIST",
+            format!("Persisted query '{id}' not found in the persisted query list"),
+        )
+        .uncached()
+    }
+
+    fn not_in_safelist() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "QUERY_NOT_IN_SAFELIST",
+            "The operation body was not found in the persisted query safelist: \
+             this gateway runs only its apps' trusted documents",
+        )
+        .uncached()
+    }
+
+    fn id_required() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "PERSISTED_QUERY_ID_REQUIRED",
+            "This endpoint does not allow freeform GraphQL requests; operations must be sent \
+             by id (`documentId`, or the persisted queries GraphQL extension)",
+        )
+    }
+
+    fn limit(exceeded: LimitExceeded) -> Self {
+        let (value, limit) = exceeded.figures();
+        let mut refusal = Self::new(StatusCode::OK, exceeded.code(), exceeded.message());
+        refusal.extensions.insert("limit".into(), limit.into());
+        refusal.extensions.insert("value".into(), value.into());
+        refusal
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        // An APQ miss is the protocol's normal first step; the others tell
+        // an operator about a misbehaving client or a stale manifest.
+        if self.code == "PERSISTED_QUERY_NOT_FOUND" {
+            tracing::debug!(
+                code = self.code,
+                "GraphQL request answered before execution"
+            );
+        } else {
+            tracing::info!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "GraphQL request refused before execution"
+            );
+        }
+        let mut extensions = self.extensions;
+        extensions.insert("code".into(), self.code.into());
+        let body = json!({"errors": [{"message": self.message, "extensions": extensions}]});
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, GRAPHQL_RESPONSE)],
+            body.to_string(),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if self.no_cache {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(DONT_CACHE));
+        }
+        if self.allow_post {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+/// A GraphQL request as it comes over the wire, before its document is known.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<Value>,
+    extensions: Option<Value>,
+    /// The GraphQL-over-HTTP persisted documents draft's id.
+    document_id: Option<String>,
+}
+
+/// GET's parameters: the same fields, `variables` and `extensions` as JSON.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+    document_id: Option<String>,
+}
+
+/// Whether a GET to `/graphql` is a browser opening the page (no operation
+/// in the query string, HTML accepted) rather than a client's query.
+pub fn is_navigation(headers: &HeaderMap, uri: &Uri) -> bool {
+    let accepts_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"));
+    let params = Query::<GetParams>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    accepts_html
+        && params.query.is_none()
+        && params.document_id.is_none()
+        && params.extensions.is_none()
+}
+
+/// `GET /graphql?query=…&variables=…&operationName=…&extensions=…`.
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn get(
+    state: AppState,
+    headers: HeaderMap,
+    uri: Uri,
+    principal: Result<MaybePrincipal, InvalidToken>,
+) -> Response {
+    if let Err(refusal) = prevent_csrf(&state, &headers) {
+        return refusal.into_response();
+    }
+    let params = match Query::<GetParams>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(e) => {
+            return Refusal::bad_input(format!("the query string is not a GraphQL request: {e}"))
+                .into_response();
+        }
+    };
+    if params.query.is_none() && params.document_id.is_none() && params.extensions.is_none() {
+        return Refusal::bad_input(
+            "a GET request needs a `query` parameter (or a persisted query's id); \
+             open /graphql in a browser for GraphiQL",
+        )
+        .into_response();
+    }
+    let json_param = |name: &str, value: Option<String>| -> Result<Option<Value>, Refusal> {
+        match value.filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Refusal::bad_input(format!("`{name}` is not JSON: {e}"))),
+        }
+    };
+    let wire = match (
+        json_param("variables", params.variables),
+        json_param("extensions", params.extensions),
+    ) {
+        (Ok(variables), Ok(extensions)) => WireRequest {
+            query: params.query,
+            operation_name: params.operation_name,
+            variables,
+            extensions,
+            document_id: params.document_id,
+        },
+        (Err(refusal), _) | (_, Err(refusal)) => return refusal.into_response(),
+    };
+    match principal {
+        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, true).await,
+        Err(invalid) => invalid.into_response(),
+    }
+}
+
+/// `POST /graphql` with a JSON body.
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    principal: Result<MaybePrincipal, InvalidToken>,
+    body: Body,
+) -> Response {
+    if let Err(refusal) = prevent_csrf(&state, &headers) {
+        return refusal.into_response();
+    }
+    // The body limit layer stops a body over the limit; any error here is
+    // that, or a client gone, which reads no answer.
+    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+        return Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_USER_INPUT",
+            "the request body is too large",
+        )
+        .into_response();
+    };
+    let wire: WireRequest = match serde_json::from_slice(&bytes) {
+        Ok(wire) => wire,
+        Err(e) => {
+            return Refusal::bad_input(format!("the body is not a GraphQL request: {e}"))
+                .into_response();
+        }
+    };
+    match principal {
+        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, false).await,
+        Err(invalid) => invalid.into_response(),
+    }
+}
+
+fn prevent_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    match &state.config.csrf {
+        Some(csrf) if !csrf.allows(headers) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            csrf.message(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The document a request runs, and what is left to check once it is parsed.
+struct Resolved {
+    query: Arc<str>,
+    /// The APQ hash to keep the query under once it proves valid.
+    register: Option<String>,
+    /// Trusted documents are enforced and the text is not one: it runs only
+    /// if it is introspection.
+    unlisted: bool,
+}
+
+fn resolve(
+    state: &AppState,
+    principal: Option<&Principal>,
+    query: Option<String>,
+    document_id: Option<String>,
+    extensions: Option<&Map<String, Value>>,
+) -> Result<Resolved, Refusal> {
+    let apq_hash = apq::persisted_query_hash(extensions)?;
+    let query = query.filter(|q| !q.is_empty());
+    let trusted = state.config.trusted_documents.as_deref();
+    let enforced = trusted
+        .filter(|t| !(t.allow_admin && principal.is_some_and(|p| p.grants(ADMIN_PERMISSION))));
+
+    if let Some(id) = document_id {
+        let document = trusted.and_then(|t| t.get(&id));
+        return match (document, query) {
+            (None, _) => Err(Refusal::not_in_list(&id)),
+            (Some(document), Some(text)) if *text != *document => Err(Refusal::bad_input(
+                "the query sent does not match the document of `documentId`",
+            )),
+            (Some(document), _) => Ok(Resolved {
+                query: document,
+                register: None,
+                unlisted: false,
+            }),
+        };
+    }
+
+    let mut register = None;
+    let sent_hash = apq_hash.is_some();
+    if let Some(hash) = apq_hash {
+        match &query {
+            Some(text) => {
+                if sha256_hex(text) != hash {
+                    return Err(Refusal::bad_input(
+                        "provided sha does not match query: \
+                         extensions.persistedQuery.sha256Hash must be the SHA-256 of `query`",
+                    ));
+                }
+                register = state.apq.is_some().then_some(hash);
+            }
+            None => {
+                if let Some(document) = trusted.and_then(|t| t.get(&hash)) {
+                    return Ok(Resolved {
+                        query: document,
+                        register: None,
+                        unlisted: false,
+                    });
+                }
+                // Under trusted documents, a hash the manifest does not list
+                // would be refused as text too: say so now.
+                if enforced.is_some() {
+                    return Err(Refusal::not_in_list(&hash));
+                }
+                let store = state
+                    .apq
+                    .as_ref()
+                    .ok_or_else(Refusal::persisted_query_not_supported)?;
+                let query = store
+                    .get(&hash)
+                    .ok_or_else(Refusal::persisted_query_not_found)?;
+                return Ok(Resolved {
+                    query,
+                    register: None,
+                    unlisted: false,
+                });
+            }
+        }
+    }
+
+    let Some(text) = query else {
+        return Err(Refusal::bad_input(
+            "the request has no query: send `query`, `documentId` or extensions.persistedQuery",
+        ));
+    };
+    let unlisted = match enforced {
+        Some(trusted) if trusted.require_id && !sent_hash => {
+            return Err(Refusal::id_required());
+        }
+        Some(trusted) => !trusted.contains_text(&text),
+        None => false,
+    };
+    Ok(Resolved {
+        query: text.into(),
+        register,
+        unlisted,
+    })
+}
+
+/// The checks that need the parsed document.
+fn check_document(
+    state: &AppState,
+    resolved: &Resolved,
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+    over_get: bool,
+) -> Result<(), Refusal> {
+    if resolved.unlisted && !(state.config.introspection && is_introspection_only(document)) {
+        return Err(Refusal::not_in_safelist());
+    }
+    // async-graphql would answer `__schema: null` without a word.
+    if !state.config.introspection && selects_introspection(document) {
+        return Err(Refusal::new(
+            StatusCode::OK,
+            "INTROSPECTION_DISABLED",
+            "introspection is turned off on this gateway (INTROSPECTION=false): \
+             take the schema from its schema.graphql",
+        ));
+    }
+    if over_get
+        && let Some(operation) = select_operation(document, operation_name)
+        && operation.ty != OperationType::Query
+    {
+        let mut refusal = Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            format!(
+                "GET requests only support query operations, not {} operations: send it with POST",
+                operation.ty
+            ),
+        );
+        refusal.allow_post = true;
+        return Err(refusal);
+    }
+    state
+        .limiter
+        .check(document, operation_name, variables)
+        .map_err(Refusal::limit)?;
+    Ok(())
+}
+
+async fn run(
+    state: &AppState,
+    principal: Option<Principal>,
+    wire: WireRequest,
+    over_get: bool,
+) -> Response {
+    let variables = match wire.variables {
+        None | Some(Value::Null) => Variables::default(),
+        Some(value @ Value::Object(_)) => Variables::from_json(value),
+        Some(_) => return Refusal::bad_input("`variables` must be an object").into_response(),
+    };
+    let extensions = match wire.extensions {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => return Refusal::bad_input("`extensions` must be an object").into_response(),
+    };
+    let resolved = match resolve(
+        state,
+        principal.as_ref(),
+        wire.query,
+        wire.document_id,
+        extensions.as_ref(),
+    ) {
+        Ok(resolved) => resolved,
+        Err(refusal) => return refusal.into_response(),
+    };
+
+    let mut request = async_graphql::Request::new(resolved.query.as_ref());
+    if let Some(name) = &wire.operation_name {
+        request = request.operation_name(name.as_str());
+    }
+    state.documents.prepare(&mut request);
+    match request.parsed_query() {
+        Ok(document) => {
+            if let Err(refusal) = check_document(
+                state,
+                &resolved,
+                document,
+                wire.operation_name.as_deref(),
+                &variables,
+                over_get,
+            ) {
+                return refusal.into_response();
+            }
+            if let (Some(hash), Some(store)) = (resolved.register, &state.apq) {
+                store.insert(hash, resolved.query.clone());
+            }
+        }
+        // Execution reports the parse error, but an unlisted text is
+        // refused as such whether or not it parses.
+        Err(_) if resolved.unlisted => return Refusal::not_in_safelist().into_response(),
+        Err(_) => {}
+    }
+    let request = request.variables(variables);
+
+    if let Some(p) = &principal {
+        tracing::Span::current().record("user_id", p.user_id.as_str());
+    }
+    let context = RequestContext::new(principal);
+    let mut response = state.schema.execute(request.data(context)).await;
+    // Parse, validation and argument errors come from async-graphql without a
+    // code; they are all the client's to fix.
+    for error in &mut response.errors {
+        set_default_code(error);
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+fn set_default_code(error: &mut ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", "BAD_USER_INPUT");
+    }
+}
