@@ -30,6 +30,7 @@ use crate::{
     config::Config,
     db::StatementCounter,
     graphql::{AppSchema, DocumentCache, Limits, Services},
+    http::response_cache::ResponseCache,
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
@@ -52,6 +53,9 @@ pub struct AppState {
     pub documents: Arc<DocumentCache>,
     /// The auth0 mode's background workers (refresh queue, outbox).
     pub workers: Option<Arc<Workers>>,
+    /// Answers to queries, checked against the database's data versions;
+    /// `None` when `RESPONSE_CACHE_MAX_BYTES` is 0.
+    pub response_cache: Option<Arc<ResponseCache>>,
 }
 
 /// The built application: its state and its router.
@@ -116,7 +120,8 @@ impl App {
             }
         };
         let (mirror, workers) = mirror.unzip();
-        let profiles = ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror);
+        let profiles =
+            ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror.clone());
         let services = Services {
             music: MusicService::new(db.clone(), profiles.clone()),
             profiles,
@@ -125,8 +130,24 @@ impl App {
                 max_page_size: config.max_page_size,
             },
         };
+        let schema = graphql::build(services.clone());
+        // Instances of one build and settings tag one answer alike.
+        let fingerprint = format!(
+            "{}\n{}\n{} {}",
+            env!("CARGO_PKG_VERSION"),
+            schema.sdl(),
+            config.default_page_size,
+            config.max_page_size
+        );
+        let response_cache = ResponseCache::new(
+            db.clone(),
+            config.response_cache_max_bytes,
+            fingerprint.as_bytes(),
+            mirror,
+        )
+        .map(Arc::new);
         let state = AppState {
-            schema: graphql::build(services.clone()),
+            schema,
             services,
             config: Arc::new(config),
             db,
@@ -135,6 +156,7 @@ impl App {
             statements,
             documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_CAPACITY)),
             workers: workers.map(Arc::new),
+            response_cache,
         };
         Ok(Self {
             router: http::router(state.clone()),

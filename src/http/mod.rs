@@ -3,6 +3,7 @@
 
 mod auth;
 mod graphiql;
+pub mod response_cache;
 mod routes;
 
 pub use auth::{InvalidToken, MaybePrincipal};

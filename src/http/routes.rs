@@ -7,7 +7,7 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection::GraphQLReje
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -17,7 +17,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::{auth::MaybePrincipal, graphiql};
+use super::{auth::MaybePrincipal, graphiql, response_cache::Lookup};
 use crate::{AppState, config::CorsOrigins, graphql::RequestContext};
 
 /// Builds the router over `state`.
@@ -46,7 +46,13 @@ pub fn router(state: AppState) -> Router {
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+        ])
+        // A web app on another origin revalidates with the tag it read.
+        .expose_headers([header::ETAG])
         .max_age(Duration::from_secs(3600));
     match origins {
         CorsOrigins::None => base.allow_origin(AllowOrigin::list(Vec::<HeaderValue>::new())),
@@ -60,6 +66,7 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
 #[tracing::instrument(skip_all, fields(user_id))]
 async fn graphql(
     State(state): State<AppState>,
+    headers: HeaderMap,
     MaybePrincipal(principal): MaybePrincipal,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
@@ -71,6 +78,17 @@ async fn graphql(
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
+    let pending = match &state.response_cache {
+        Some(cache) => match cache
+            .lookup(principal.as_ref(), &mut request, &headers)
+            .await
+        {
+            Lookup::Answered(response) => return response,
+            Lookup::Miss(pending) => Some(pending),
+            Lookup::Uncached => None,
+        },
+        None => None,
+    };
     let context = RequestContext::new(principal);
     let mut response = state.schema.execute(request.data(context)).await;
     // Parse, validation and argument errors come from async-graphql without a
@@ -81,7 +99,10 @@ async fn graphql(
             extensions.set("code", "BAD_USER_INPUT");
         }
     }
-    GraphQLResponse::from(response).into_response()
+    match pending {
+        Some(pending) => pending.finish(response),
+        None => GraphQLResponse::from(response).into_response(),
+    }
 }
 
 /// A body that is not a GraphQL request, answered in GraphQL's error shape.

@@ -16,6 +16,7 @@ mod me;
 mod migrations;
 mod mutations;
 mod outage;
+mod response_cache;
 mod schema;
 mod statements;
 mod tokens;
