@@ -542,6 +542,21 @@ async fn auth0_refreshes_and_admin_writes_refresh_the_cache(backend: Backend) {
     }
     assert_eq!(fake.calls().management(), 1, "hits make no Auth0 call");
 
+    // Another user, whose answers nothing below may drop.
+    fake.put_user(json!({"user_id": "auth0|bob", "user_metadata": {"displayName": "Bob"}}));
+    let bob = fake.mint("auth0|bob", json!({}));
+    let bob_first = fetch(&gateway, &bob, query, json!({}), None).await;
+    let bob_tag = fetch(&gateway, &bob, query, json!({}), bob_first.etag.as_deref())
+        .await
+        .etag
+        .expect("an ETag");
+    let bob_unchanged = async || {
+        fetch(&gateway, &bob, query, json!({}), Some(&bob_tag))
+            .await
+            .status
+            == 304
+    };
+
     // A refresh that no request asked for (the background worker's): the
     // refreshed row is what the next request sees.
     fake.put_user(json!({
@@ -560,6 +575,10 @@ async fn auth0_refreshes_and_admin_writes_refresh_the_cache(backend: Backend) {
         .expect("refresh");
     let after = fetch(&gateway, &token, query, json!({}), Some(&tag)).await;
     assert_eq!(after.data()["me"]["displayName"], "Alice B.");
+    assert!(
+        bob_unchanged().await,
+        "alice's refresh dropped bob's answer"
+    );
 
     // A new login refreshes even though an answer is cached for the session.
     fake.put_user(json!({
@@ -600,6 +619,10 @@ async fn auth0_refreshes_and_admin_writes_refresh_the_cache(backend: Backend) {
     .data();
     let roles = fetch(&gateway, &token, query, json!({}), None).await;
     assert_eq!(roles.data()["me"]["roles"], json!(["moderator"]));
+    assert!(
+        bob_unchanged().await,
+        "a write to alice dropped bob's answer"
+    );
     // The outbox delivering it to Auth0 changes nothing a query reads: the
     // answer stays valid.
     let start = std::time::Instant::now();
