@@ -232,6 +232,10 @@ pub struct Settings {
     /// Answer introspection queries (`__schema`, `__type`): `true` or `false`.
     #[arg(long, env = "INTROSPECTION", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub introspection: bool,
+    /// Memory, in bytes, for cached GraphQL answers (per instance); `0`
+    /// turns the response cache, and with it ETags, off.
+    #[arg(long, env = "RESPONSE_CACHE_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    pub response_cache_max_bytes: u64,
 }
 
 /// A setting that parsed but does not make sense with the others.
@@ -275,6 +279,8 @@ pub struct Config {
     pub graphiql: bool,
     /// Whether GraphiQL comes with the demo user's token (local mode only).
     pub graphiql_demo_token: bool,
+    /// Memory for cached GraphQL answers; `0`: no response cache, no ETags.
+    pub response_cache_max_bytes: u64,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
     /// Bytes of the APQ store; `None`: APQ is off.
@@ -438,6 +444,7 @@ impl Settings {
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
             graphiql: self.graphiql,
             graphiql_demo_token: self.graphiql_demo_token,
+            response_cache_max_bytes: self.response_cache_max_bytes,
             auth0,
             // The range check above keeps this well inside usize.
             apq_cache_bytes: self.apq.then_some(self.apq_cache_bytes as usize),

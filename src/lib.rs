@@ -30,7 +30,7 @@ use crate::{
     config::Config,
     db::StatementCounter,
     graphql::{AppSchema, DocumentCache, Limits, QueryLimiter, Services},
-    http::ApqStore,
+    http::{ApqStore, response_cache::ResponseCache},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
@@ -57,6 +57,9 @@ pub struct AppState {
     pub limiter: Arc<QueryLimiter>,
     /// The auth0 mode's background workers (refresh queue, outbox).
     pub workers: Option<Arc<Workers>>,
+    /// Answers to queries, checked against the database's data versions;
+    /// `None` when `RESPONSE_CACHE_MAX_BYTES` is 0.
+    pub response_cache: Option<Arc<ResponseCache>>,
 }
 
 /// The built application: its state and its router.
@@ -121,7 +124,8 @@ impl App {
             }
         };
         let (mirror, workers) = mirror.unzip();
-        let profiles = ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror);
+        let profiles =
+            ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror.clone());
         let services = Services {
             music: MusicService::new(db.clone(), profiles.clone()),
             profiles,
@@ -131,8 +135,24 @@ impl App {
             },
         };
         let limiter = QueryLimiter::new(&graphql::sdl(), config.query_limits, services.limits);
+        let schema = graphql::build(services.clone(), config.introspection);
+        // Instances of one build and settings tag one answer alike.
+        let fingerprint = format!(
+            "{}\n{}\n{} {}",
+            env!("CARGO_PKG_VERSION"),
+            schema.sdl(),
+            config.default_page_size,
+            config.max_page_size
+        );
+        let response_cache = ResponseCache::new(
+            db.clone(),
+            config.response_cache_max_bytes,
+            fingerprint.as_bytes(),
+            mirror,
+        )
+        .map(Arc::new);
         let state = AppState {
-            schema: graphql::build(services.clone(), config.introspection),
+            schema,
             apq: config
                 .apq_cache_bytes
                 .map(|bytes| Arc::new(ApqStore::new(bytes))),
@@ -145,6 +165,7 @@ impl App {
             statements,
             documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_CAPACITY)),
             workers: workers.map(Arc::new),
+            response_cache,
         };
         Ok(Self {
             router: http::router(state.clone()),

@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 use super::{
     apq,
     auth::{InvalidToken, MaybePrincipal},
+    response_cache::Lookup,
 };
 use crate::{
     AppState,
@@ -266,7 +267,7 @@ pub async fn get(
         (Err(refusal), _) | (_, Err(refusal)) => return refusal.into_response(),
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, true).await,
+        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, &headers, true).await,
         Err(invalid) => invalid.into_response(),
     }
 }
@@ -300,7 +301,7 @@ pub async fn post(
         }
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, false).await,
+        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, &headers, false).await,
         Err(invalid) => invalid.into_response(),
     }
 }
@@ -462,6 +463,7 @@ async fn run(
     state: &AppState,
     principal: Option<Principal>,
     wire: WireRequest,
+    headers: &HeaderMap,
     over_get: bool,
 ) -> Response {
     let variables = match wire.variables {
@@ -511,11 +513,24 @@ async fn run(
         Err(_) if resolved.unlisted => return Refusal::not_in_safelist().into_response(),
         Err(_) => {}
     }
-    let request = request.variables(variables);
+    let mut request = request.variables(variables);
 
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
+    // Only now, past every refusal and with the variables set: they are part
+    // of the cache key.
+    let pending = match &state.response_cache {
+        Some(cache) => match cache
+            .lookup(principal.as_ref(), &mut request, headers)
+            .await
+        {
+            Lookup::Answered(response) => return response,
+            Lookup::Miss(pending) => Some(pending),
+            Lookup::Uncached => None,
+        },
+        None => None,
+    };
     let context = RequestContext::new(principal);
     let mut response = state.schema.execute(request.data(context)).await;
     // Parse, validation and argument errors come from async-graphql without a
@@ -523,7 +538,10 @@ async fn run(
     for error in &mut response.errors {
         set_default_code(error);
     }
-    GraphQLResponse::from(response).into_response()
+    match pending {
+        Some(pending) => pending.finish(response),
+        None => GraphQLResponse::from(response).into_response(),
+    }
 }
 
 fn set_default_code(error: &mut ServerError) {

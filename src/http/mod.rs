@@ -7,6 +7,7 @@ mod auth;
 mod csrf;
 mod graphiql;
 mod graphql;
+pub mod response_cache;
 mod routes;
 
 pub use apq::ApqStore;

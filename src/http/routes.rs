@@ -54,11 +54,17 @@ pub fn router(state: AppState) -> Router {
 
 fn cors_layer(origins: &CorsOrigins, csrf_headers: &[header::HeaderName]) -> CorsLayer {
     // A page that must send a CSRF prevention header may do so cross-origin.
-    let mut allowed = vec![header::AUTHORIZATION, header::CONTENT_TYPE];
+    let mut allowed = vec![
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::IF_NONE_MATCH,
+    ];
     allowed.extend(csrf_headers.iter().cloned());
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(allowed)
+        // A web app on another origin revalidates with the tag it read.
+        .expose_headers([header::ETAG])
         .max_age(Duration::from_secs(3600));
     match origins {
         CorsOrigins::None => base.allow_origin(AllowOrigin::list(Vec::<HeaderValue>::new())),

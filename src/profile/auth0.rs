@@ -176,6 +176,26 @@ impl Auth0Mirror {
         Ok(row)
     }
 
+    /// Whether [`Self::user_for`] would serve the caller's row, synced at
+    /// `synced_at` (`None`: not synced, or no row), as it is: no refresh now
+    /// and none queued. Only then may a cached answer stand in for running
+    /// the query, so that a cache hit never skips a refresh the policy
+    /// asks for. Keep in step with `user_for`.
+    pub fn serves_row_as_is(
+        &self,
+        principal: &Principal,
+        synced_at: Option<DateTime<Utc>>,
+    ) -> bool {
+        let Some(synced_at) = synced_at else {
+            return false;
+        };
+        let new_login = principal
+            .issued_at
+            .is_some_and(|iat| iat > synced_at.timestamp());
+        let age = (Utc::now() - synced_at).to_std().unwrap_or_default();
+        !new_login && age <= self.ttl
+    }
+
     async fn first_seen(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
         let user_id = principal.user_id.as_str();
         let synced = match self

@@ -31,8 +31,28 @@ pub enum Backend {
 
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL,
 /// as `<name>::sqlite` and `<name>::postgres`.
+///
+/// `on_both_databases!(uncached: …)` runs them with the response cache off,
+/// for tests that count what a query itself costs.
 #[macro_export]
 macro_rules! on_both_databases {
+    (uncached: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::helpers::{Backend, TestApp};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(TestApp::spawn_uncached(Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(TestApp::spawn_uncached(Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
@@ -131,6 +151,11 @@ impl TestApp {
     /// A gateway on the embedded defaults and `backend`.
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A gateway with the response cache off.
+    pub async fn spawn_uncached(backend: Backend) -> Self {
+        Self::spawn_with(backend, |config| config.response_cache_max_bytes = 0).await
     }
 
     /// A gateway whose configuration `adjust` may change first.

@@ -18,6 +18,7 @@ mod migrations;
 mod mutations;
 mod outage;
 mod protocol;
+mod response_cache;
 mod schema;
 mod statements;
 mod tokens;

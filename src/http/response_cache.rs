@@ -1,0 +1,541 @@
+//! The response cache and conditional requests (`ETag`, `If-None-Match`).
+//!
+//! The database keeps a version per user and one for what every user can
+//! see (featured playlists), in `data_versions`. Triggers on every table a
+//! query reads bump them in the transaction of the write, whoever writes:
+//! any instance, the outbox, an Auth0 refresh, or SQL typed by hand. An
+//! answer is kept under the caller, the query text, the operation name and
+//! the variables, with the versions read just before it was computed; a
+//! request answered from it first reads the versions again, in one
+//! statement, and uses the entry only if they are the same. So an entry is
+//! never stale, on any instance: a write committed anywhere before the
+//! versions are read changes them.
+//!
+//! The versions are read before the query runs, so an answer that already
+//! saw a newer write is kept under older versions: it is then never used,
+//! which costs a miss and nothing else.
+//!
+//! The `ETag` of an answer is a hash of its key and versions, and of the
+//! build and page-size settings, so every instance of one deployment gives
+//! one answer the same tag, and a request whose `If-None-Match` holds it gets
+//! `304 Not Modified` for the price of the versions read, whichever instance
+//! computed the answer.
+//!
+//! Only queries of signed-in users are cached, and never for admins (their
+//! tokens may see more), machines or anonymous callers. Answers with errors
+//! are not kept and carry no `ETag`.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    IntrospectionMode,
+    parser::types::{
+        DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+        SelectionSet,
+    },
+};
+use async_graphql_axum::GraphQLResponse;
+use axum::{
+    body::{Body, Bytes},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use headers::{ETag, HeaderMapExt, IfNoneMatch};
+use sea_orm::{DatabaseConnection, FromQueryResult};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    auth::{ADMIN_PERMISSION, Principal},
+    profile::Auth0Mirror,
+    sql,
+};
+
+/// The scope of what every user can see; the migration's triggers bump it.
+pub const FEATURED_SCOPE: &str = "*featured*";
+
+/// What a cached answer tells caches between the gateway and the client: a
+/// user's own data, to be revalidated on every use.
+const CACHE_CONTROL: &str = "private, no-cache";
+
+/// Bookkeeping counted against the memory budget on top of each body.
+const ENTRY_OVERHEAD: u64 = 160;
+
+/// An answer heavier than this share of the budget is not kept.
+const LARGEST_SHARE: u64 = 8;
+
+/// Which versions an answer depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Versions {
+    own: i64,
+    /// `None` when the query reads nothing featured.
+    featured: Option<i64>,
+}
+
+struct Entry {
+    versions: Versions,
+    etag: HeaderValue,
+    body: Bytes,
+}
+
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<[u8; 32], Arc<Entry>> for Weigh {
+    fn weight(&self, _key: &[u8; 32], entry: &Arc<Entry>) -> u64 {
+        entry.body.len() as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// Cached answers of this instance, bounded in bytes.
+pub struct ResponseCache {
+    db: DatabaseConnection,
+    entries: quick_cache::sync::Cache<[u8; 32], Arc<Entry>, Weigh>,
+    largest: u64,
+    /// What makes answers of one query differ between deployments: the
+    /// build, the schema, the page sizes.
+    fingerprint: [u8; 32],
+    /// In the auth0 mode, the refresh policy a hit must not skip.
+    mirror: Option<Arc<Auth0Mirror>>,
+}
+
+/// What the cache did with a request.
+pub enum Lookup {
+    /// Answered from the cache, or `304 Not Modified`: send this.
+    Answered(Response),
+    /// Not in the cache (or stale): run the query, then [`Pending::finish`].
+    Miss(Pending),
+    /// Not for the cache (a mutation, an admin, …): run the query as usual.
+    Uncached,
+}
+
+/// A miss waiting for its answer.
+pub struct Pending {
+    cache: Arc<ResponseCache>,
+    key: [u8; 32],
+    versions: Versions,
+    etag: HeaderValue,
+}
+
+#[derive(FromQueryResult)]
+struct VersionRow {
+    own: Option<i64>,
+    featured: Option<i64>,
+    synced_at: Option<DateTime<Utc>>,
+}
+
+impl ResponseCache {
+    /// A cache of at most `max_bytes` over `db`; `None` when `max_bytes` is
+    /// 0 (the cache is off). `fingerprint` names what else an answer
+    /// depends on (the build, the schema, the settings that shape answers).
+    pub fn new(
+        db: DatabaseConnection,
+        max_bytes: u64,
+        fingerprint: &[u8],
+        mirror: Option<Arc<Auth0Mirror>>,
+    ) -> Option<Self> {
+        if max_bytes == 0 {
+            return None;
+        }
+        // An estimate for the table's initial size: a `me` answer of a few KB.
+        let estimated_items = usize::try_from(max_bytes / 4096)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Some(Self {
+            db,
+            entries: quick_cache::sync::Cache::with_weighter(estimated_items, max_bytes, Weigh),
+            largest: max_bytes / LARGEST_SHARE,
+            fingerprint: Sha256::digest(fingerprint).into(),
+            mirror,
+        })
+    }
+
+    /// Looks `request` up. Costs one statement (the versions) for a request
+    /// the cache takes, none for others. `request` gets its parsed document
+    /// if it has none yet.
+    pub async fn lookup(
+        self: &Arc<Self>,
+        principal: Option<&Principal>,
+        request: &mut async_graphql::Request,
+        headers: &HeaderMap,
+    ) -> Lookup {
+        let Some(principal) = principal.filter(|p| cacheable_caller(p)) else {
+            return Lookup::Uncached;
+        };
+        if !request.uploads.is_empty()
+            || request.introspection_mode == IntrospectionMode::IntrospectionOnly
+        {
+            return Lookup::Uncached;
+        }
+        let operation_name = request.operation_name.clone();
+        let Some(reads_featured) = request
+            .parsed_query()
+            .ok()
+            .and_then(|document| featured_read(document, operation_name.as_deref()))
+        else {
+            return Lookup::Uncached;
+        };
+        let key = self.key(principal, request);
+        let row = match self.read_versions(&principal.user_id).await {
+            Ok(row) => row,
+            Err(e) => {
+                // The query reports the database's state to the client.
+                tracing::warn!(error = %e, "cannot read data versions; answering without the cache");
+                return Lookup::Uncached;
+            }
+        };
+        let versions = Versions {
+            own: row.own.unwrap_or(0),
+            featured: reads_featured.then(|| row.featured.unwrap_or(0)),
+        };
+        let etag = etag(&key, versions);
+        let pending = Pending {
+            cache: self.clone(),
+            key,
+            versions,
+            etag,
+        };
+        if let Some(mirror) = &self.mirror
+            && !mirror.serves_row_as_is(principal, row.synced_at)
+        {
+            // The refresh policy has work to do: let the query run it.
+            return Lookup::Miss(pending);
+        }
+        if not_modified(headers, &pending.etag) {
+            return Lookup::Answered(pending.not_modified());
+        }
+        match self.entries.get(&key) {
+            Some(entry) if entry.versions == versions => {
+                Lookup::Answered(respond(&entry.etag, entry.body.clone()))
+            }
+            _ => Lookup::Miss(pending),
+        }
+    }
+
+    /// The cache key: the deployment, the caller, the query text, the
+    /// operation and the variables, each length-prefixed.
+    fn key(&self, principal: &Principal, request: &async_graphql::Request) -> [u8; 32] {
+        let variables = serde_json::to_vec(&request.variables).unwrap_or_default();
+        let mut hash = Sha256::new();
+        hash.update(self.fingerprint);
+        for part in [
+            principal.user_id.as_bytes(),
+            request.query.as_bytes(),
+            request.operation_name.as_deref().unwrap_or("").as_bytes(),
+            &variables,
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hash.finalize().into()
+    }
+
+    /// One statement: the caller's and the featured version, and in the
+    /// auth0 mode when the caller's row was last synced.
+    async fn read_versions(&self, user_id: &str) -> Result<VersionRow, sea_orm::DbErr> {
+        let backend = self.db.get_database_backend();
+        let mut sql = String::from(
+            "SELECT (SELECT version FROM data_versions WHERE scope = ?) AS own, \
+             (SELECT version FROM data_versions WHERE scope = ?) AS featured, ",
+        );
+        let mut values = vec![user_id.into(), FEATURED_SCOPE.into()];
+        if self.mirror.is_some() {
+            sql.push_str("(SELECT synced_at FROM users WHERE id = ?) AS synced_at");
+            values.push(user_id.into());
+        } else {
+            sql.push_str("NULL AS synced_at");
+        }
+        let row = VersionRow::find_by_statement(sql::stmt(backend, &sql, values))
+            .one(&self.db)
+            .await?;
+        Ok(row.unwrap_or(VersionRow {
+            own: None,
+            featured: None,
+            synced_at: None,
+        }))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl Pending {
+    /// The HTTP answer to `response`, kept in the cache and tagged when it
+    /// has no errors.
+    pub fn finish(self, response: async_graphql::Response) -> Response {
+        if !response.is_ok()
+            || !response.http_headers.is_empty()
+            || response.cache_control.value().is_some()
+        {
+            return GraphQLResponse::from(response).into_response();
+        }
+        let body = match serde_json::to_vec(&response) {
+            Ok(body) => Bytes::from(body),
+            Err(_) => return GraphQLResponse::from(response).into_response(),
+        };
+        if (body.len() as u64) + ENTRY_OVERHEAD <= self.cache.largest {
+            self.cache.entries.insert(
+                self.key,
+                Arc::new(Entry {
+                    versions: self.versions,
+                    etag: self.etag.clone(),
+                    body: body.clone(),
+                }),
+            );
+        }
+        respond(&self.etag, body)
+    }
+
+    fn not_modified(&self) -> Response {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        tag(response.headers_mut(), &self.etag);
+        response
+    }
+}
+
+/// Whether answers to `principal` may be cached: a user's token, not an
+/// admin's (whose answers are not the user's own), not a machine's.
+fn cacheable_caller(principal: &Principal) -> bool {
+    !principal.is_machine() && !principal.grants(ADMIN_PERMISSION)
+}
+
+/// For a query the cache takes, whether it reads the featured scope; `None`
+/// for anything else (a mutation, introspection, an operation that cannot
+/// be chosen: those run as usual and report their own errors).
+fn featured_read(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<bool> {
+    let operation: &OperationDefinition = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => &op.node,
+        (DocumentOperations::Multiple(ops), Some(name)) => &ops.get(name)?.node,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => &ops.values().next()?.node,
+        _ => return None,
+    };
+    if operation.ty != OperationType::Query {
+        return None;
+    }
+    root_reads_featured(document, &operation.selection_set.node, 0)
+}
+
+/// Fragments nest at most this deep at the root (validation rejects cycles
+/// later; this keeps a cyclic document from looping here first).
+const MAX_FRAGMENT_DEPTH: usize = 8;
+
+fn root_reads_featured(
+    document: &ExecutableDocument,
+    selections: &SelectionSet,
+    depth: usize,
+) -> Option<bool> {
+    if depth > MAX_FRAGMENT_DEPTH {
+        return None;
+    }
+    let mut featured = false;
+    for selection in &selections.items {
+        let reads = match &selection.node {
+            Selection::Field(field) => match field.node.name.node.as_str() {
+                // The caller's own rows.
+                "me" | "song" | "__typename" => false,
+                // Another user's featured playlist, or the list of them.
+                "playlist" | "featuredPlaylists" => true,
+                // Introspection, or a field validation will reject.
+                _ => return None,
+            },
+            Selection::FragmentSpread(spread) => {
+                let fragment = document.fragments.get(&spread.node.fragment_name.node)?;
+                root_reads_featured(document, &fragment.node.selection_set.node, depth + 1)?
+            }
+            Selection::InlineFragment(inline) => {
+                root_reads_featured(document, &inline.node.selection_set.node, depth + 1)?
+            }
+        };
+        featured |= reads;
+    }
+    Some(featured)
+}
+
+/// A strong tag: the hash of the key and the versions.
+fn etag(key: &[u8; 32], versions: Versions) -> HeaderValue {
+    let mut hash = Sha256::new();
+    hash.update(key);
+    hash.update(versions.own.to_be_bytes());
+    match versions.featured {
+        Some(v) => {
+            hash.update([1]);
+            hash.update(v.to_be_bytes());
+        }
+        None => hash.update([0]),
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header value")
+}
+
+/// Whether the request's `If-None-Match` holds `etag` (or `*`).
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Some(condition) = headers.typed_get::<IfNoneMatch>() else {
+        return false;
+    };
+    let Some(etag) = etag.to_str().ok().and_then(|t| t.parse::<ETag>().ok()) else {
+        return false;
+    };
+    !condition.precondition_passes(&etag)
+}
+
+fn tag(headers: &mut HeaderMap, etag: &HeaderValue) {
+    headers.insert(header::ETAG, etag.clone());
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    // Answers depend on the caller, who is named by the token.
+    headers.append(header::VARY, HeaderValue::from_static("authorization"));
+}
+
+/// A cacheable answer, as async-graphql's own responder would send it, tagged.
+fn respond(etag: &HeaderValue, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/graphql-response+json"),
+    );
+    tag(headers, etag);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reads(query: &str, operation: Option<&str>) -> Option<bool> {
+        let document = async_graphql::parser::parse_query(query).expect("parses");
+        featured_read(&document, operation)
+    }
+
+    #[test]
+    fn only_queries_of_known_root_fields_are_cached() {
+        assert_eq!(
+            reads("{ me { id } song(id: 1) { name } }", None),
+            Some(false)
+        );
+        assert_eq!(
+            reads("{ me { id } featuredPlaylists { totalCount } }", None),
+            Some(true)
+        );
+        assert_eq!(
+            reads(
+                "query A { me { id } } query B { playlist(id: 1) { name } }",
+                Some("B")
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            reads(
+                "fragment F on Query { playlist(id: 1) { name } } { me { id } ...F }",
+                None
+            ),
+            Some(true)
+        );
+        assert_eq!(reads("{ ... on Query { me { id } } }", None), Some(false));
+        assert_eq!(
+            reads("mutation { recordPlay(id: 1) { plays } }", None),
+            None
+        );
+        assert_eq!(reads("{ __schema { types { name } } }", None), None);
+        assert_eq!(
+            reads("query A { me { id } } query B { me { id } }", None),
+            None
+        );
+        assert_eq!(reads("fragment F on Query { ...F } { ...F }", None), None);
+    }
+
+    #[test]
+    fn a_tag_changes_with_each_version_it_depends_on() {
+        let key = [7; 32];
+        let base = etag(
+            &key,
+            Versions {
+                own: 1,
+                featured: None,
+            },
+        );
+        assert_eq!(
+            base,
+            etag(
+                &key,
+                Versions {
+                    own: 1,
+                    featured: None
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            etag(
+                &key,
+                Versions {
+                    own: 2,
+                    featured: None
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            etag(
+                &key,
+                Versions {
+                    own: 1,
+                    featured: Some(1)
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            etag(
+                &[8; 32],
+                Versions {
+                    own: 1,
+                    featured: None
+                }
+            )
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, base.clone());
+        assert!(not_modified(&headers, &base));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"other\", W/\"x\""),
+        );
+        assert!(!not_modified(&headers, &base));
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(not_modified(&headers, &base));
+    }
+
+    #[tokio::test]
+    async fn memory_stays_within_the_budget() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let cache = Arc::new(ResponseCache::new(db, 64 * 1024, b"test", None).unwrap());
+        for i in 0..200u8 {
+            let pending = Pending {
+                cache: cache.clone(),
+                key: [i; 32],
+                versions: Versions {
+                    own: 1,
+                    featured: None,
+                },
+                etag: etag(
+                    &[i; 32],
+                    Versions {
+                        own: 1,
+                        featured: None,
+                    },
+                ),
+            };
+            let response =
+                async_graphql::Response::new(async_graphql::Value::String("x".repeat(2000)));
+            pending.finish(response);
+        }
+        assert!(cache.entries.weight() <= 64 * 1024);
+        assert!(cache.len() > 0 && cache.len() < 200);
+    }
+}
