@@ -17,6 +17,16 @@ pub enum IdentityMode {
     Auth0,
 }
 
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event, with the spans it happened in.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
 /// The command line: global settings plus an optional subcommand (`serve` by default).
 #[derive(Debug, Parser)]
 #[command(
@@ -172,6 +182,15 @@ pub struct Settings {
     /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_seconds: u64,
+    /// Log lines as `text` or `json` (one object a line, for a log collector).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
 }
 
 /// A setting that parsed but does not make sense with the others.
@@ -210,6 +229,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
     pub shutdown_grace: std::time::Duration,
+    pub log_format: LogFormat,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
 }
@@ -341,6 +361,7 @@ impl Settings {
             max_body_bytes: self.max_body_bytes as usize,
             db_max_connections: self.db_max_connections,
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
+            log_format: self.log_format,
             auth0,
         })
     }
@@ -552,6 +573,17 @@ mod tests {
         assert!(parse_auth0_domain("ftp://x").is_err());
         assert!(parse_auth0_domain("https://t.auth0.com/api").is_err());
         assert!(parse_auth0_domain("bad host").is_err());
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        assert_eq!(settings(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            settings(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let err = settings(&["--log-format", "xml"]).unwrap_err();
+        assert!(err.contains("LOG_FORMAT"), "{err}");
     }
 
     #[test]

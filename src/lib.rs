@@ -17,6 +17,7 @@ pub mod http;
 pub mod music;
 pub mod profile;
 mod sql;
+pub mod telemetry;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -64,6 +65,7 @@ impl App {
     /// Connects and migrates the database, loads the signing keys and builds
     /// the schema and router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        telemetry::install();
         let (db, statements) = db::connect(&config.database_url, config.db_max_connections).await?;
         db::migrate(&db).await?;
         let (issuer, verifier, mirror) = match &config.auth0 {

@@ -78,9 +78,11 @@ impl RateBudget {
 
     /// Waits for a token and takes it.
     pub async fn acquire(&self) {
+        let started = Instant::now();
         while let Err(wait) = self.take() {
             tokio::time::sleep(wait).await;
         }
+        crate::telemetry::record_budget_wait(started.elapsed());
     }
 
     /// Spends nothing until `until`, and starts again from an empty bucket:

@@ -7,18 +7,25 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection::GraphQLReje
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware,
     response::{Html, IntoResponse, Response},
     routing::get,
 };
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
 use super::auth::MaybePrincipal;
-use crate::{AppState, config::CorsOrigins, graphql::RequestContext};
+use crate::{
+    AppState,
+    config::CorsOrigins,
+    graphql::RequestContext,
+    telemetry::{self, GraphqlOperation},
+};
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
@@ -33,12 +40,20 @@ pub fn router(state: AppState) -> Router {
     if state.issuer.is_some() {
         router = router.route("/.well-known/jwks.json", get(jwks));
     }
+    let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
     router
+        // After routing, so the route template is known; unmatched paths
+        // are not recorded, since a client could invent any number of them.
+        .route_layer(middleware::from_fn(telemetry::track_request))
         // The GraphQL extractor streams the body itself, so axum's DefaultBodyLimit
         // would not apply: limit the body at the HTTP layer.
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        // Outermost: the id is there for the span, and echoed on every answer.
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(telemetry::drop_unusable_request_id))
         .with_state(state)
 }
 
@@ -73,9 +88,13 @@ async fn graphql(
 ) -> Response {
     let mut request = match request {
         Ok(request) => request.into_inner(),
-        Err(rejection) => return bad_request(rejection.0),
+        Err(rejection) => {
+            telemetry::record_graphql_error("BAD_USER_INPUT");
+            return bad_request(rejection.0);
+        }
     };
     state.documents.prepare(&mut request);
+    let operation = GraphqlOperation::of(&mut request);
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
@@ -88,8 +107,13 @@ async fn graphql(
         if extensions.get("code").is_none() {
             extensions.set("code", "BAD_USER_INPUT");
         }
+        if let Some(async_graphql::Value::String(code)) = extensions.get("code") {
+            telemetry::record_graphql_error(code);
+        }
     }
-    GraphQLResponse::from(response).into_response()
+    let mut response = GraphQLResponse::from(response).into_response();
+    response.extensions_mut().insert(operation);
+    response
 }
 
 /// A body that is not a GraphQL request, answered in GraphQL's error shape.
@@ -137,23 +161,32 @@ async fn jwks(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format: counters the load test and operators read.
+/// Prometheus text format: the process-wide metrics (see
+/// [`telemetry`]) and this app's counters and gauges, read now.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let auth0_calls = state
-        .services
-        .profiles
-        .auth0()
-        .map_or(0, |mirror| mirror.client().calls());
-    let body = format!(
-        "# HELP gateway_sql_statements_total SQL statements sent to the database.\n\
-         # TYPE gateway_sql_statements_total counter\n\
-         gateway_sql_statements_total {}\n\
-         # HELP gateway_auth0_management_calls_total Requests sent to Auth0's Management API.\n\
-         # TYPE gateway_auth0_management_calls_total counter\n\
-         gateway_auth0_management_calls_total {auth0_calls}\n",
-        state.statements.get()
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let mirror = state.services.profiles.auth0();
+    // The outbox is written in the auth0 mode only.
+    let outbox = match mirror {
+        Some(_) => match telemetry::outbox_stats(&state.db).await {
+            Ok(stats) => Some(stats),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outbox for /metrics");
+                None
+            }
+        },
+        None => None,
+    };
+    let snapshot = telemetry::Snapshot {
+        sql_statements: state.statements.get(),
+        auth0_calls: mirror.map_or(0, |mirror| mirror.client().calls()),
+        outbox,
+        pool: telemetry::pool_stats(&state.db),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::render(&snapshot),
+    )
+        .into_response()
 }
 
 /// The scope a machine token needs for the plays endpoint.

@@ -12,6 +12,7 @@ mod inputs;
 mod me;
 mod migrations;
 mod mutations;
+mod observability;
 mod schema;
 mod statements;
 mod tokens;
