@@ -28,8 +28,8 @@ use axum::{
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, prelude::DateTimeUtc,
+    ColumnTrait, DatabaseConnection, DatabaseConnectionType, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, prelude::DateTimeUtc,
 };
 
 use crate::{config::LogFormat, entity::outbox};
@@ -91,7 +91,7 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 pub fn install() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = builder()
+        let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_REQUEST_DURATION.into()), REQUEST_BUCKETS)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(BUDGET_WAIT.into()), BUDGET_BUCKETS)
@@ -119,10 +119,6 @@ pub fn install() -> &'static PrometheusHandle {
         }
         handle
     })
-}
-
-fn builder() -> PrometheusBuilder {
-    PrometheusBuilder::new()
 }
 
 fn describe() {
@@ -401,10 +397,11 @@ pub async fn outbox_stats(db: &DatabaseConnection) -> Result<OutboxStats, DbErr>
     })
 }
 
-/// The pool behind `db`, when it is one of sqlx's.
+/// The pool behind `db`, when it is one of sqlx's (and not closed).
 pub fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
-    let (size, idle, max) = match db.get_database_backend() {
-        DbBackend::Sqlite => {
+    // Matched first: the pool getters panic on any other kind of connection.
+    let (size, idle, max) = match &db.inner {
+        DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
             let pool = db.get_sqlite_connection_pool();
             (
                 pool.size(),
@@ -412,7 +409,7 @@ pub fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
                 pool.options().get_max_connections(),
             )
         }
-        DbBackend::Postgres => {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
             let pool = db.get_postgres_connection_pool();
             (
                 pool.size(),
@@ -433,7 +430,7 @@ pub fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
 /// The Prometheus text of the process-wide metrics and of `snapshot`.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut text = install().render();
-    let local = builder().build_recorder();
+    let local = PrometheusBuilder::new().build_recorder();
     let handle = local.handle();
     metrics::with_local_recorder(&local, || {
         describe_counter!(SQL_STATEMENTS, "SQL statements sent to the database.");

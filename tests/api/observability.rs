@@ -226,8 +226,17 @@ async fn every_answer_carries_a_request_id(app: TestApp) {
     );
 }
 
+async fn paths_that_match_no_route_make_no_series(app: TestApp) {
+    let path = format!("/made-up-{:?}", app.backend);
+    let missing = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let text = scrape(&app).await;
+    assert!(!text.contains(&path), "{text}");
+}
+
 on_both_databases!(
     requests_are_timed_by_graphql_operation_name_and_type,
+    paths_that_match_no_route_make_no_series,
     the_counters_of_each_gateway_are_its_own,
     graphql_errors_are_counted_by_code,
     every_answer_carries_a_request_id,
