@@ -15,7 +15,10 @@
 
 use std::{
     collections::HashSet,
-    sync::{Mutex, OnceLock},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -495,19 +498,33 @@ pub async fn drop_unusable_request_id(mut request: Request, next: Next) -> Respo
     next.run(request).await
 }
 
+/// Whether spans are exported, so requests continue their caller's trace.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
 /// The span every request runs in: its log lines carry the request id.
+/// When spans are exported, it continues the trace of the caller's W3C
+/// `traceparent` header, if any.
 pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let request_id = request
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = request.uri().path(),
         request_id,
-    )
+    );
+    if EXPORTING.load(Ordering::Relaxed) {
+        use opentelemetry::propagation::TextMapPropagator;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let caller = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .extract(&opentelemetry_http::HeaderExtractor(request.headers()));
+        // Fails only without the OpenTelemetry layer, when there is no trace to continue.
+        let _ = span.set_parent(caller);
+    }
+    span
 }
 
 /// Keeps the trace exporter alive; [`Logging::shutdown`] sends what is left.
@@ -550,6 +567,7 @@ pub fn init_logging(format: LogFormat) -> anyhow::Result<Logging> {
             .boxed(),
     };
     let tracer = otlp_tracer()?;
+    EXPORTING.store(tracer.is_some(), Ordering::Relaxed);
     let otel = tracer.as_ref().map(|provider| {
         use opentelemetry::trace::TracerProvider as _;
         tracing_opentelemetry::layer().with_tracer(provider.tracer("music-gateway"))

@@ -430,8 +430,11 @@ async fn spans_reach_an_otlp_collector_when_an_endpoint_is_set() {
         ("DATA_DIR", dir.path().display().to_string()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
     ]);
+    // The caller's trace, which the gateway's spans continue.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let answer = reqwest::Client::new()
         .post(&gateway.url)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
         .json(&json!({"query": "{ me { id } }"}))
         .send()
         .await
@@ -457,4 +460,9 @@ async fn spans_reach_an_otlp_collector_when_an_endpoint_is_set() {
     assert!(contains(b"music-gateway"), "the service is named");
     assert!(contains(b"request"), "the request's span is there");
     assert!(contains(b"/graphql"), "with its path");
+    let trace_id_bytes: Vec<u8> = (0..trace_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(contains(&trace_id_bytes), "in the caller's trace");
 }
