@@ -22,6 +22,16 @@ pub enum IdentityMode {
     Auth0,
 }
 
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event, with the spans it happened in.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
 /// The command line: global settings plus an optional subcommand (`serve` by default).
 #[derive(Debug, Parser)]
 #[command(
@@ -236,6 +246,15 @@ pub struct Settings {
     /// turns the response cache, and with it ETags, off.
     #[arg(long, env = "RESPONSE_CACHE_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
     pub response_cache_max_bytes: u64,
+    /// Log lines as `text` or `json` (one object a line, for a log collector).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
 }
 
 /// A setting that parsed but does not make sense with the others.
@@ -281,6 +300,7 @@ pub struct Config {
     pub graphiql_demo_token: bool,
     /// Memory for cached GraphQL answers; `0`: no response cache, no ETags.
     pub response_cache_max_bytes: u64,
+    pub log_format: LogFormat,
     /// The Auth0 tenant, in the auth0 identity mode.
     pub auth0: Option<Auth0Config>,
     /// Bytes of the APQ store; `None`: APQ is off.
@@ -445,6 +465,7 @@ impl Settings {
             graphiql: self.graphiql,
             graphiql_demo_token: self.graphiql_demo_token,
             response_cache_max_bytes: self.response_cache_max_bytes,
+            log_format: self.log_format,
             auth0,
             // The range check above keeps this well inside usize.
             apq_cache_bytes: self.apq.then_some(self.apq_cache_bytes as usize),
@@ -734,6 +755,17 @@ mod tests {
         assert!(err.contains("CSRF_REQUIRED_HEADERS"), "{err}");
         let err = settings(&["--trusted-documents", "/nonexistent/manifest.json"]).unwrap_err();
         assert!(err.contains("TRUSTED_DOCUMENTS"), "{err}");
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        assert_eq!(settings(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            settings(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let err = settings(&["--log-format", "xml"]).unwrap_err();
+        assert!(err.contains("LOG_FORMAT"), "{err}");
     }
 
     #[test]

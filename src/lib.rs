@@ -17,6 +17,7 @@ pub mod http;
 pub mod music;
 pub mod profile;
 mod sql;
+pub mod telemetry;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -72,6 +73,7 @@ impl App {
     /// Connects and migrates the database, loads the signing keys and builds
     /// the schema and router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        telemetry::install();
         let (db, statements) = db::connect(
             &config.database_url,
             config.db_max_connections,

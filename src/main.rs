@@ -7,10 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use music_gateway::{
     App,
-    config::{Cli, Command, Config, IdentityMode, TokenArgs},
-    db, demo, graphql, local_issuer, shutdown_signal,
+    config::{Cli, Command, Config, IdentityMode, LogFormat, TokenArgs},
+    db, demo, graphql, local_issuer, shutdown_signal, telemetry,
 };
-use tracing_subscriber::EnvFilter;
 
 // A GraphQL response is many small allocations; glibc's malloc took a fifth
 // of the gateway's CPU under load in a profile.
@@ -70,14 +69,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Before the runtime: the trace exporter runs on a thread of its own.
+    let logging = match telemetry::init_logging(config.log_format) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("music-gateway: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -85,7 +84,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config));
+    drop(runtime);
+    logging.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("music-gateway: {e:#}");
@@ -167,6 +169,9 @@ async fn mint(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.listen_addr;
     let local = config.identity_mode == IdentityMode::Local;
+    // The hints are for a person at a terminal; a log collector reading JSON
+    // lines gets the address from the "listening" event.
+    let hints = config.log_format == LogFormat::Text;
     let database = db::redact(&config.database_url);
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -174,8 +179,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr} (LISTEN_ADDR)"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database, "music-gateway listening");
-    eprintln!("GraphiQL:  http://{addr}/graphql");
-    if local {
+    if hints {
+        eprintln!("GraphiQL:  http://{addr}/graphql");
+    }
+    if local && hints {
         eprintln!(
             "A token:   cargo run --release -- token --sub 'auth0|you'   (or `music-gateway token --sub ...`)"
         );

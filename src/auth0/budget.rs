@@ -154,7 +154,11 @@ impl RateBudget {
         let start = Instant::now();
         loop {
             let wait = match self.take().await {
-                Ok(()) => return Some(start.elapsed()),
+                Ok(()) => {
+                    let waited = start.elapsed();
+                    crate::telemetry::record_budget_wait(waited);
+                    return Some(waited);
+                }
                 Err(Refusal::Wait(wait)) => wait,
                 Err(Refusal::Database(e)) => {
                     tracing::warn!(error = %e, "cannot read the Management API budget; retrying");

@@ -214,21 +214,25 @@ impl ManagementClient {
             }
             Wait::No => {
                 if !self.budget.try_acquire().await {
+                    crate::telemetry::record_budget_spent();
                     return Attempt::Done(Err(Auth0Error::BudgetSpent));
                 }
             }
             Wait::Once(deadline) => {
                 if self.budget.acquire_until(Some(deadline)).await.is_none() {
+                    crate::telemetry::record_budget_spent();
                     return Attempt::Done(Err(Auth0Error::BudgetSpent));
                 }
             }
         }
-        let mut request = self.http.request(method, url).bearer_auth(&token);
+        let mut request = self.http.request(method.clone(), url).bearer_auth(&token);
         if let Some(body) = body {
             request = request.json(body);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let response = match request.send().await {
+        let response = request.send().await;
+        crate::telemetry::record_mgmt_request(method.as_str(), url, &response);
+        let response = match response {
             Ok(response) => response,
             Err(e) => return Attempt::Retry(transport_error(&e)),
         };
@@ -274,9 +278,10 @@ impl ManagementClient {
         {
             return Ok(token.clone());
         }
+        let url = format!("{}/oauth/token", self.base_url);
         let response = self
             .http
-            .post(format!("{}/oauth/token", self.base_url))
+            .post(&url)
             .json(&json!({
                 "grant_type": "client_credentials",
                 "client_id": self.client_id,
@@ -284,7 +289,9 @@ impl ManagementClient {
                 "audience": format!("{}/api/v2/", self.base_url),
             }))
             .send()
-            .await
+            .await;
+        crate::telemetry::record_mgmt_request("POST", &url, &response);
+        let response = response
             .map_err(|e| format!("cannot get a Management API token: {}", transport_error(&e)))?;
         let status = response.status();
         if !status.is_success() {

@@ -41,6 +41,7 @@ use crate::{
         LimitExceeded, RequestContext, is_introspection_only, select_operation,
         selects_introspection, sha256_hex,
     },
+    telemetry::{self, GraphqlOperation},
 };
 
 /// What GraphQL responses are served as.
@@ -160,6 +161,7 @@ impl IntoResponse for Refusal {
                 "GraphQL request refused before execution"
             );
         }
+        crate::telemetry::record_graphql_error(self.code);
         let mut extensions = self.extensions;
         extensions.insert("code".into(), self.code.into());
         let body = json!({"errors": [{"message": self.message, "extensions": extensions}]});
@@ -514,6 +516,7 @@ async fn run(
         Err(_) => {}
     }
     let mut request = request.variables(variables);
+    let operation = GraphqlOperation::of(&mut request);
 
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
@@ -525,7 +528,10 @@ async fn run(
             .lookup(principal.as_ref(), &mut request, headers)
             .await
         {
-            Lookup::Answered(response) => return response,
+            Lookup::Answered(mut response) => {
+                response.extensions_mut().insert(operation);
+                return response;
+            }
             Lookup::Miss(pending) => Some(pending),
             Lookup::Uncached => None,
         },
@@ -537,11 +543,18 @@ async fn run(
     // code; they are all the client's to fix.
     for error in &mut response.errors {
         set_default_code(error);
+        if let Some(async_graphql::Value::String(code)) =
+            error.extensions.as_ref().and_then(|e| e.get("code"))
+        {
+            telemetry::record_graphql_error(code);
+        }
     }
-    match pending {
+    let mut response = match pending {
         Some(pending) => pending.finish(response),
         None => GraphQLResponse::from(response).into_response(),
-    }
+    };
+    response.extensions_mut().insert(operation);
+    response
 }
 
 fn set_default_code(error: &mut ServerError) {

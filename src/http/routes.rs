@@ -5,13 +5,15 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
@@ -19,7 +21,7 @@ use super::{
     auth::{InvalidToken, MaybePrincipal},
     graphiql, graphql,
 };
-use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord};
+use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
@@ -43,12 +45,20 @@ pub fn router(state: AppState) -> Router {
     if state.issuer.is_some() {
         router = router.route("/.well-known/jwks.json", get(jwks));
     }
+    let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
     router
+        // After routing, so the route template is known; unmatched paths
+        // are not recorded, since a client could invent any number of them.
+        .route_layer(middleware::from_fn(telemetry::track_request))
         // The GraphQL extractor streams the body itself, so axum's DefaultBodyLimit
         // would not apply: limit the body at the HTTP layer.
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        // Outermost: the id is there for the span, and echoed on every answer.
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(telemetry::drop_unusable_request_id))
         .with_state(state)
 }
 
@@ -119,23 +129,32 @@ async fn jwks(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format: counters the load test and operators read.
+/// Prometheus text format: the process-wide metrics (see
+/// [`telemetry`]) and this app's counters and gauges, read now.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let auth0_calls = state
-        .services
-        .profiles
-        .auth0()
-        .map_or(0, |mirror| mirror.client().calls());
-    let body = format!(
-        "# HELP gateway_sql_statements_total SQL statements sent to the database.\n\
-         # TYPE gateway_sql_statements_total counter\n\
-         gateway_sql_statements_total {}\n\
-         # HELP gateway_auth0_management_calls_total Requests sent to Auth0's Management API.\n\
-         # TYPE gateway_auth0_management_calls_total counter\n\
-         gateway_auth0_management_calls_total {auth0_calls}\n",
-        state.statements.get()
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let mirror = state.services.profiles.auth0();
+    // The outbox is written in the auth0 mode only.
+    let outbox = match mirror {
+        Some(_) => match telemetry::outbox_stats(&state.db).await {
+            Ok(stats) => Some(stats),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outbox for /metrics");
+                None
+            }
+        },
+        None => None,
+    };
+    let snapshot = telemetry::Snapshot {
+        sql_statements: state.statements.get(),
+        auth0_calls: mirror.map_or(0, |mirror| mirror.client().calls()),
+        outbox,
+        pool: telemetry::pool_stats(&state.db),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::render(&snapshot),
+    )
+        .into_response()
 }
 
 /// The scope a machine token needs for the plays endpoint.

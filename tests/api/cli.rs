@@ -22,6 +22,10 @@ pub(crate) fn gateway() -> Command {
         "MAX_PAGE_SIZE",
         "DEFAULT_PAGE_SIZE",
         "SHUTDOWN_GRACE_SECONDS",
+        "LOG_FORMAT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
     ] {
         command.env_remove(var);
     }
@@ -31,11 +35,12 @@ pub(crate) fn gateway() -> Command {
 #[test]
 fn a_bad_setting_stops_start_up_naming_it() {
     let dir = tempfile::TempDir::new().unwrap();
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 5] = [
         ("MAX_PAGE_SIZE", "0", "MAX_PAGE_SIZE"),
         ("LISTEN_ADDR", "not-an-address", "LISTEN_ADDR"),
         ("DATABASE_URL", "mysql://db/music", "DATABASE_URL"),
         ("IDENTITY_MODE", "ldap", "IDENTITY_MODE"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
     ];
     for (var, value, named) in cases {
         let output = gateway()
@@ -254,7 +259,8 @@ pub(crate) fn start_gateway(envs: &[(&str, String)]) -> Running {
         let line = lines.next().expect("the gateway exited early").unwrap();
         let url = line
             .strip_prefix("GraphiQL:")
-            .map(|rest| rest.trim().to_owned());
+            .map(|rest| rest.trim().to_owned())
+            .or_else(|| listening_in_json(&line));
         log.lock().unwrap().push(line);
         if let Some(url) = url {
             break url;
@@ -267,6 +273,19 @@ pub(crate) fn start_gateway(envs: &[(&str, String)]) -> Running {
         }
     });
     Running { child, url, log }
+}
+
+/// The GraphQL URL from the JSON "listening" event (LOG_FORMAT=json has no
+/// hints for a person).
+fn listening_in_json(line: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    if event["fields"]["message"] != "music-gateway listening" {
+        return None;
+    }
+    Some(format!(
+        "http://{}/graphql",
+        event["fields"]["addr"].as_str()?
+    ))
 }
 
 async fn post(url: &str, token: &str, query: &str) -> serde_json::Value {
@@ -352,4 +371,112 @@ async fn an_outbox_change_survives_sigkill_and_restart() {
     }
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut gateway = start_gateway(&[
+        ("DATA_DIR", dir.path().display().to_string()),
+        ("LOG_FORMAT", "json".to_owned()),
+        // tower-http logs the start and end of each request at debug.
+        ("RUST_LOG", "info,tower_http=debug".to_owned()),
+    ]);
+    let answer = reqwest::Client::new()
+        .post(&gateway.url)
+        .header("x-request-id", "json-log-probe")
+        .json(&json!({"query": "{ me { id } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "json-log-probe");
+    terminate(&mut gateway).await;
+
+    let log = gateway.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line}\n{log}"))
+        })
+        .collect();
+    let of_request: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|event| event["spans"][0]["name"] == "request")
+        .collect();
+    assert!(of_request.len() >= 2, "no request's lines:\n{log}");
+    for event in of_request {
+        assert_eq!(event["spans"][0]["request_id"], "json-log-probe", "{event}");
+        assert_eq!(event["spans"][0]["path"], "/graphql", "{event}");
+    }
+}
+
+/// A stand-in OpenTelemetry collector: what reached `POST /v1/traces`.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn start_collector() -> (String, Received) {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let router = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                sink.lock().unwrap().push((content_type, body.to_vec()));
+                axum::http::StatusCode::OK
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}"), received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector_when_an_endpoint_is_set() {
+    let (endpoint, received) = start_collector().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut gateway = start_gateway(&[
+        ("DATA_DIR", dir.path().display().to_string()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+    ]);
+    // The caller's trace, which the gateway's spans continue.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = reqwest::Client::new()
+        .post(&gateway.url)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"query": "{ me { id } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    // The spans are batched; shutting down sends what is left.
+    terminate(&mut gateway).await;
+
+    let received = received.lock().unwrap();
+    assert!(
+        !received.is_empty(),
+        "nothing reached the collector; the gateway's log:\n{}",
+        gateway.log()
+    );
+    let contains = |needle: &[u8]| {
+        received
+            .iter()
+            .any(|(_, body)| body.windows(needle.len()).any(|w| w == needle))
+    };
+    for (content_type, _) in received.iter() {
+        assert_eq!(content_type, "application/x-protobuf");
+    }
+    assert!(contains(b"music-gateway"), "the service is named");
+    assert!(contains(b"request"), "the request's span is there");
+    assert!(contains(b"/graphql"), "with its path");
+    let trace_id_bytes: Vec<u8> = (0..trace_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(contains(&trace_id_bytes), "in the caller's trace");
 }

@@ -16,6 +16,7 @@ mod instances;
 mod me;
 mod migrations;
 mod mutations;
+mod observability;
 mod outage;
 mod protocol;
 mod response_cache;
