@@ -178,6 +178,23 @@ impl ResponseCache {
         let key = self.key(principal, request);
         let row = match self.read_versions(&principal.user_id).await {
             Ok(row) => row,
+            Err(e) if crate::error::database_unavailable(&e) => {
+                // Running the query would wait for the database a second time.
+                tracing::warn!(error = %e, "cannot read data versions: the database is unavailable");
+                crate::telemetry::record_graphql_error("UPSTREAM_UNAVAILABLE");
+                let mut error = async_graphql::ServerError::new(
+                    "the database is unavailable; try again shortly",
+                    None,
+                );
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "UPSTREAM_UNAVAILABLE");
+                return Lookup::Answered(
+                    GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
+                        .into_response(),
+                );
+            }
             Err(e) => {
                 // The query reports the database's state to the client.
                 tracing::warn!(error = %e, "cannot read data versions; answering without the cache");
