@@ -14,7 +14,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
@@ -24,18 +24,20 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ProfileService, UserRecord, lock_user, metadata};
+use super::{
+    AcceptedMetadata, Authority, UserRecord, metadata,
+    rows::{self, IdentityProfile},
+};
 use crate::{
     auth::Principal,
     auth0::{Auth0Error, Auth0User, ManagementClient, Wait},
-    entity::{outbox, users},
+    entity::outbox,
     error::{AppError, AppResult},
     sql,
 };
@@ -62,6 +64,8 @@ type SharedRefresh = Shared<BoxFuture<'static, Result<(), Auth0Error>>>;
 
 /// The Auth0 side of the profile service.
 pub struct Auth0Mirror {
+    /// This mirror, for the tasks it spawns from a borrowed `&self`.
+    this: Weak<Auth0Mirror>,
     db: DatabaseConnection,
     client: Arc<ManagementClient>,
     ttl: Duration,
@@ -101,7 +105,8 @@ impl Auth0Mirror {
         outbox_lease: Duration,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (queue, rx) = mpsc::unbounded_channel();
-        let mirror = Arc::new(Self {
+        let mirror = Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             db,
             client,
             ttl,
@@ -128,6 +133,12 @@ impl Auth0Mirror {
                 tokio::spawn(self.clone().run_outbox()),
             ],
         }
+    }
+
+    fn me(&self) -> Arc<Self> {
+        self.this
+            .upgrade()
+            .expect("the mirror is alive while it is borrowed")
     }
 
     /// The Management API client.
@@ -159,9 +170,7 @@ impl Auth0Mirror {
                 .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
                 .unwrap_or(synced_at);
             return match self.refresh(user_id, Wait::No, issued).await {
-                Ok(()) => Ok(ProfileService::find(&self.db, user_id)
-                    .await?
-                    .unwrap_or(row)),
+                Ok(()) => Ok(rows::find(&self.db, user_id).await?.unwrap_or(row)),
                 Err(_) => {
                     self.enqueue(user_id);
                     Ok(row)
@@ -183,7 +192,7 @@ impl Auth0Mirror {
             .await
         {
             Ok(()) => {
-                if let Some(row) = ProfileService::find(&self.db, user_id).await? {
+                if let Some(row) = rows::find(&self.db, user_id).await? {
                     return Ok(row);
                 }
                 None
@@ -197,7 +206,7 @@ impl Auth0Mirror {
                 None
             }
         };
-        ProfileService::insert_from_claims(&self.db, principal, synced).await
+        rows::insert_from_claims(&self.db, principal, synced).await
     }
 
     /// Asks the background worker to refresh `user_id` (once, however often asked).
@@ -279,7 +288,7 @@ impl Auth0Mirror {
                 }
             }
         }
-        let result = match self.synced_at(user_id).await {
+        let result = match rows::synced_at(&self.db, user_id).await {
             Ok(Some(synced)) if synced >= fresh_after => Ok(()),
             _ => {
                 // The claim's lease must outlast the call: wait for the
@@ -331,16 +340,6 @@ impl Auth0Mirror {
         }
     }
 
-    async fn synced_at(&self, user_id: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
-        Ok(users::Entity::find_by_id(user_id)
-            .select_only()
-            .column(users::Column::SyncedAt)
-            .into_tuple::<Option<DateTime<Utc>>>()
-            .one(&self.db)
-            .await?
-            .flatten())
-    }
-
     async fn fetch_and_store(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
         let fetched = self.client.get_user(user_id, wait).await;
         let stored = match fetched {
@@ -350,13 +349,8 @@ impl Auth0Mirror {
                     user_id,
                     "Auth0 does not know this user; keeping the row from the token"
                 );
-                let marked = users::Entity::update_many()
-                    .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
-                    .filter(users::Column::Id.eq(user_id))
-                    .exec(&self.db)
-                    .await;
-                if let Err(e) = marked {
-                    tracing::error!(user_id, error = %e, "cannot mark the row as synced");
+                if let Err(e) = rows::mark_synced(&self.db, user_id).await {
+                    tracing::error!(user_id, error = ?e, "cannot mark the row as synced");
                 }
                 return Err(Auth0Error::NotFound);
             }
@@ -374,48 +368,21 @@ impl Auth0Mirror {
     /// undoes a change Auth0 has not received yet.
     async fn store(&self, user: &Auth0User) -> AppResult<()> {
         let txn = self.db.begin().await?;
-        lock_user(&txn, &user.user_id).await?;
-        let mut app_metadata = object(user.app_metadata.as_ref());
+        rows::lock_user(&txn, &user.user_id).await?;
+        let mut profile = user.profile();
         for pending in pending_outbox(&txn, &user.user_id).await? {
             if let Value::Object(patch) = pending.payload {
-                metadata::merge(&mut app_metadata, &patch);
+                metadata::merge(&mut profile.app_metadata, &patch);
             }
         }
-        let now = Utc::now();
-        let row = users::ActiveModel {
-            id: Set(user.user_id.clone()),
-            email: Set(user.email.clone()),
-            name: Set(user.name.clone()),
-            picture: Set(user.picture.clone()),
-            user_metadata: Set(Value::Object(object(user.user_metadata.as_ref()))),
-            app_metadata: Set(Value::Object(app_metadata)),
-            synced_at: Set(Some(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        users::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(users::Column::Id)
-                    .update_columns([
-                        users::Column::Email,
-                        users::Column::Name,
-                        users::Column::Picture,
-                        users::Column::UserMetadata,
-                        users::Column::AppMetadata,
-                        users::Column::SyncedAt,
-                        users::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+        rows::upsert_profile(&txn, &profile).await?;
         txn.commit().await?;
         Ok(())
     }
 
     /// Sends a user_metadata patch to Auth0, waiting for the budget and
     /// retrying; answers Auth0's view of the user after the change.
-    pub async fn patch_user_metadata(
+    async fn patch_user_metadata(
         &self,
         user_id: &str,
         patch: &Map<String, Value>,
@@ -444,27 +411,8 @@ impl Auth0Mirror {
         }
     }
 
-    /// Stores Auth0's answer to a user_metadata write in the mirror, inside
-    /// the caller's transaction.
-    pub async fn store_patched<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        user: &Auth0User,
-    ) -> AppResult<()> {
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::UserMetadata,
-                Value::Object(object(user.user_metadata.as_ref())).into(),
-            )
-            .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
-            .filter(users::Column::Id.eq(user.user_id.as_str()))
-            .exec(conn)
-            .await?;
-        Ok(())
-    }
-
     /// Records an app_metadata patch for Auth0, in the caller's transaction.
-    pub async fn enqueue_app_metadata<C: ConnectionTrait>(
+    async fn enqueue_app_metadata<C: ConnectionTrait>(
         &self,
         conn: &C,
         user_id: &str,
@@ -627,6 +575,61 @@ impl Auth0Mirror {
             }
         }
         Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl Authority for Auth0Mirror {
+    async fn settle(
+        &self,
+        principal: &Principal,
+        row: Option<UserRecord>,
+    ) -> AppResult<UserRecord> {
+        self.me().user_for(principal, row).await
+    }
+
+    async fn accept_user_metadata(
+        &self,
+        user_id: &str,
+        patch: &Map<String, Value>,
+    ) -> AppResult<Option<AcceptedMetadata>> {
+        let current = rows::find(&self.db, user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("user", user_id))?;
+        let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
+        metadata::merge(&mut user_metadata, patch);
+        metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
+        let user = self.patch_user_metadata(user_id, patch).await?;
+        Ok(Some(AcceptedMetadata {
+            user_metadata: object(user.user_metadata.as_ref()),
+        }))
+    }
+
+    async fn record_app_metadata(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: &str,
+        patch: Map<String, Value>,
+    ) -> AppResult<()> {
+        self.enqueue_app_metadata(txn, user_id, patch).await
+    }
+
+    fn committed(&self) {
+        self.wake_outbox();
+    }
+}
+
+impl Auth0User {
+    /// The profile to store in the mirror.
+    fn profile(&self) -> IdentityProfile {
+        IdentityProfile {
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            picture: self.picture.clone(),
+            user_metadata: object(self.user_metadata.as_ref()),
+            app_metadata: object(self.app_metadata.as_ref()),
+        }
     }
 }
 

@@ -1,0 +1,216 @@
+//! The users mirror's rows: every statement that reads or writes a user's
+//! profile row lives here, and both authorities ([`super::LocalAuthority`],
+//! [`super::Auth0Mirror`]) and the service write through these functions
+//! only. Nothing here knows which authority is in charge.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    sea_query::OnConflict,
+};
+use serde_json::{Map, Value};
+
+use super::UserRecord;
+use crate::{
+    auth::Principal,
+    entity::users,
+    error::{AppError, AppResult},
+    sql,
+};
+
+/// The columns of a [`UserRecord`], as every statement that reads one selects them.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, d.fav_genre"
+    };
+}
+
+/// Where those columns come from, for the user id bound last.
+macro_rules! user_source {
+    () => {
+        " FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ?"
+    };
+}
+
+/// The columns of a [`UserRecord`] (`me`'s read-ahead selects them too).
+pub(crate) const USER_COLUMNS: &str = user_columns!();
+/// Their tables, filtered by a bound user id.
+pub(crate) const USER_SOURCE: &str = user_source!();
+const SELECT_USER: &str = concat!("SELECT ", user_columns!(), user_source!());
+
+/// A profile as the identity provider holds it, to be stored in the mirror.
+#[derive(Debug, Clone)]
+pub struct IdentityProfile {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    pub user_metadata: Map<String, Value>,
+    pub app_metadata: Map<String, Value>,
+}
+
+/// Reads one user's record, if the user has been seen.
+pub async fn find<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<Option<UserRecord>> {
+    let stmt = sql::stmt(
+        conn.get_database_backend(),
+        SELECT_USER,
+        vec![user_id.into()],
+    );
+    Ok(UserRecord::find_by_statement(stmt).one(conn).await?)
+}
+
+/// Creates a user's row from the token's claims (roles from the roles
+/// claim); `synced_at` `None` marks it as not yet synced. Two first requests
+/// of one user may race; both then read the winner's row.
+pub async fn insert_from_claims<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    synced_at: Option<DateTime<Utc>>,
+) -> AppResult<UserRecord> {
+    let now = Utc::now();
+    let mut app_metadata = Map::new();
+    if let Some(roles) = &principal.claimed_roles {
+        app_metadata.insert("roles".into(), roles.clone().into());
+    }
+    let row = users::ActiveModel {
+        id: Set(principal.user_id.clone()),
+        email: Set(principal.email.clone()),
+        name: Set(principal.name.clone()),
+        picture: Set(principal.picture.clone()),
+        user_metadata: Set(Value::Object(Map::new())),
+        app_metadata: Set(Value::Object(app_metadata)),
+        synced_at: Set(synced_at),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    users::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(users::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    tracing::info!(user_id = %principal.user_id, "first request of a new user");
+    find(conn, &principal.user_id)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("user row vanished after insert")))
+}
+
+/// Writes the identity provider's view of a user, creating the row when
+/// missing, and marks it synced now.
+pub async fn upsert_profile<C: ConnectionTrait>(
+    conn: &C,
+    profile: &IdentityProfile,
+) -> AppResult<()> {
+    let now = Utc::now();
+    let row = users::ActiveModel {
+        id: Set(profile.user_id.clone()),
+        email: Set(profile.email.clone()),
+        name: Set(profile.name.clone()),
+        picture: Set(profile.picture.clone()),
+        user_metadata: Set(Value::Object(profile.user_metadata.clone())),
+        app_metadata: Set(Value::Object(profile.app_metadata.clone())),
+        synced_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    users::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(users::Column::Id)
+                .update_columns([
+                    users::Column::Email,
+                    users::Column::Name,
+                    users::Column::Picture,
+                    users::Column::UserMetadata,
+                    users::Column::AppMetadata,
+                    users::Column::SyncedAt,
+                    users::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a row as matching the authority now, changing nothing else.
+pub async fn mark_synced<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<()> {
+    users::Entity::update_many()
+        .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// When the row last matched the authority, if it exists and ever did.
+pub async fn synced_at<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> AppResult<Option<DateTime<Utc>>> {
+    use sea_orm::QuerySelect;
+    Ok(users::Entity::find_by_id(user_id)
+        .select_only()
+        .column(users::Column::SyncedAt)
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(conn)
+        .await?
+        .flatten())
+}
+
+/// Replaces the row's user_metadata; `synced` also marks it as matching the
+/// authority (the authority's own answer is being stored).
+pub async fn write_user_metadata<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    user_metadata: Map<String, Value>,
+    synced: bool,
+) -> AppResult<()> {
+    let now = Utc::now();
+    let mut update = users::Entity::update_many()
+        .col_expr(
+            users::Column::UserMetadata,
+            Value::Object(user_metadata).into(),
+        )
+        .col_expr(users::Column::UpdatedAt, now.into());
+    if synced {
+        update = update.col_expr(users::Column::SyncedAt, Some(now).into());
+    }
+    update
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the row's app_metadata.
+pub async fn write_app_metadata<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    app_metadata: Map<String, Value>,
+) -> AppResult<()> {
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::AppMetadata,
+            Value::Object(app_metadata).into(),
+        )
+        .col_expr(users::Column::UpdatedAt, Utc::now().into())
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Serializes writers of one user: the first statement of every write
+/// transaction touches the user's row, which takes its row lock on PostgreSQL
+/// and the write lock on SQLite, so read-modify-write of metadata and the
+/// plays rule never interleave. Returns whether the user exists.
+pub async fn lock_user<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<bool> {
+    let result = users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Utc::now().into())
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
