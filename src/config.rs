@@ -154,6 +154,16 @@ pub struct Settings {
         global = true
     )]
     pub auth0_roles_claim: String,
+    /// The namespaced access-token claim holding the profile's `updated_at`
+    /// (set by the post-login Action): a token whose time is not newer than
+    /// the stored profile's costs no Management API call.
+    #[arg(
+        long,
+        env = "AUTH0_UPDATED_AT_CLAIM",
+        default_value = "https://music-gateway.example/updated_at",
+        global = true
+    )]
+    pub auth0_updated_at_claim: String,
     /// Management API requests a second the gateway allows itself (Auth0's free tier: 2).
     #[arg(long, env = "AUTH0_MGMT_RATE", default_value_t = 2.0, global = true)]
     pub auth0_mgmt_rate: f64,
@@ -269,6 +279,8 @@ pub struct Auth0Config {
     pub client_id: String,
     pub client_secret: Secret,
     pub roles_claim: String,
+    /// The claim holding the profile's `updated_at`.
+    pub updated_at_claim: String,
     pub mgmt_rate: f64,
     pub mgmt_burst: u32,
     pub profile_ttl: std::time::Duration,
@@ -384,16 +396,31 @@ impl Settings {
             }
         }
         let base_url = parse_auth0_domain(&required(&self.auth0_domain, "AUTH0_DOMAIN")?)?;
-        let roles_claim = self.auth0_roles_claim.trim().to_owned();
-        let namespaced = (roles_claim.starts_with("https://")
-            || roles_claim.starts_with("http://"))
-            && !roles_claim.contains(".auth0.com");
-        if !namespaced {
-            return Err(ConfigError::new(
-                "AUTH0_ROLES_CLAIM",
-                "must be namespaced with an http(s) URL that is not an Auth0 domain, e.g. https://music.example/roles",
-            ));
-        }
+        let namespaced = |claim: &str, setting: &'static str, example: &str| {
+            let claim = claim.trim();
+            if (claim.starts_with("https://") || claim.starts_with("http://"))
+                && !claim.contains(".auth0.com")
+            {
+                Ok(claim.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "must be namespaced with an http(s) URL that is not an Auth0 domain, e.g. {example}"
+                    ),
+                ))
+            }
+        };
+        let roles_claim = namespaced(
+            &self.auth0_roles_claim,
+            "AUTH0_ROLES_CLAIM",
+            "https://music.example/roles",
+        )?;
+        let updated_at_claim = namespaced(
+            &self.auth0_updated_at_claim,
+            "AUTH0_UPDATED_AT_CLAIM",
+            "https://music.example/updated_at",
+        )?;
         if !(self.auth0_mgmt_rate.is_finite()
             && self.auth0_mgmt_rate > 0.0
             && self.auth0_mgmt_rate <= 1000.0)
@@ -409,6 +436,7 @@ impl Settings {
             client_id: required(&self.auth0_client_id, "AUTH0_CLIENT_ID")?,
             client_secret: Secret::new(required(&self.auth0_client_secret, "AUTH0_CLIENT_SECRET")?),
             roles_claim,
+            updated_at_claim,
             mgmt_rate: self.auth0_mgmt_rate,
             mgmt_burst: self.auth0_mgmt_burst,
             profile_ttl: std::time::Duration::from_secs(self.profile_ttl_seconds),
@@ -564,6 +592,13 @@ mod tests {
         let auth0 = config.auth0.as_ref().unwrap();
         assert_eq!(auth0.issuer(), "https://example.eu.auth0.com/");
         assert!(!format!("{config:?}").contains("s3cret-value"));
+        let mut bare = args.clone();
+        bare.extend(["--auth0-updated-at-claim", "updated_at"]);
+        assert!(
+            settings(&bare)
+                .unwrap_err()
+                .contains("AUTH0_UPDATED_AT_CLAIM")
+        );
         args.extend(["--auth0-roles-claim", "roles"]);
         assert!(settings(&args).unwrap_err().contains("AUTH0_ROLES_CLAIM"));
     }

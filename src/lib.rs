@@ -88,6 +88,7 @@ impl App {
                     KeySource::Static(keys),
                     config.jwt_hs256_secret.as_deref(),
                     None,
+                    None,
                 );
                 (Some(issuer), verifier, None)
             }
@@ -103,6 +104,7 @@ impl App {
                     KeySource::Remote(jwks),
                     config.jwt_hs256_secret.as_deref(),
                     Some(auth0.roles_claim.clone()),
+                    Some(auth0.updated_at_claim.clone()),
                 );
                 let client = Arc::new(ManagementClient::new(auth0, db.clone())?);
                 tokio::spawn({

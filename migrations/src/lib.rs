@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_init;
 mod m20261122_000002_outbox;
 mod m20261201_000003_shared_state;
+mod m20261202_000004_auth0_updated_at;
 
 /// Runs this crate's migrations in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_outbox::Migration),
             Box::new(m20261201_000003_shared_state::Migration),
+            Box::new(m20261202_000004_auth0_updated_at::Migration),
         ]
     }
 }

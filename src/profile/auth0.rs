@@ -161,10 +161,16 @@ impl Auth0Mirror {
             self.enqueue(user_id);
             return Ok(row);
         };
-        let new_login = principal
-            .issued_at
-            .is_some_and(|iat| iat > synced_at.timestamp());
-        if new_login {
+        // The post-login Action's claim says when the profile last changed
+        // at Auth0: refresh only when that is newer than what is stored.
+        // Without it, a token issued after the last sync may carry a change.
+        let changed = match principal.profile_updated_at {
+            Some(claimed) => row.auth0_updated_at.is_none_or(|stored| claimed > stored),
+            None => principal
+                .issued_at
+                .is_some_and(|iat| iat > synced_at.timestamp()),
+        };
+        if changed {
             let issued = principal
                 .issued_at
                 .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
@@ -343,7 +349,7 @@ impl Auth0Mirror {
     async fn fetch_and_store(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
         let fetched = self.client.get_user(user_id, wait).await;
         let stored = match fetched {
-            Ok(user) => self.store(&user).await,
+            Ok(user) => self.store(&user, true).await,
             Err(Auth0Error::NotFound) => {
                 tracing::warn!(
                     user_id,
@@ -366,7 +372,7 @@ impl Auth0Mirror {
     /// Writes Auth0's view of a user into the mirror, with the app_metadata
     /// changes still waiting in the outbox applied on top, so a refresh never
     /// undoes a change Auth0 has not received yet.
-    async fn store(&self, user: &Auth0User) -> AppResult<()> {
+    async fn store(&self, user: &Auth0User, create: bool) -> AppResult<()> {
         let txn = self.db.begin().await?;
         rows::lock_user(&txn, &user.user_id).await?;
         let mut profile = user.profile();
@@ -375,7 +381,7 @@ impl Auth0Mirror {
                 metadata::merge(&mut profile.app_metadata, &patch);
             }
         }
-        rows::upsert_profile(&txn, &profile).await?;
+        rows::store_profile(&txn, &profile, create).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -539,10 +545,16 @@ impl Auth0Mirror {
             )
             .filter(outbox::Column::Id.eq(entry.id));
         match result {
-            Ok(_) => {
+            Ok(user) => {
                 outbox::Entity::delete_by_id(entry.id)
                     .exec(&self.db)
                     .await?;
+                // Auth0 answered the whole profile as it now is, with its
+                // new updated_at: storing it spares the refresh the next
+                // token's updated_at claim would otherwise cause.
+                if let Err(e) = self.store(&user, false).await {
+                    tracing::warn!(user_id = %entry.user_id, error = ?e, "cannot store the profile Auth0 answered");
+                }
                 tracing::info!(user_id = %entry.user_id, id = entry.id, "app_metadata change applied at Auth0");
             }
             Err(Auth0Error::BudgetSpent) => {
@@ -602,6 +614,7 @@ impl Authority for Auth0Mirror {
         let user = self.patch_user_metadata(user_id, patch).await?;
         Ok(Some(AcceptedMetadata {
             user_metadata: object(user.user_metadata.as_ref()),
+            updated_at: user.updated_at(),
         }))
     }
 
@@ -629,6 +642,7 @@ impl Auth0User {
             picture: self.picture.clone(),
             user_metadata: object(self.user_metadata.as_ref()),
             app_metadata: object(self.app_metadata.as_ref()),
+            updated_at: self.updated_at(),
         }
     }
 }

@@ -89,6 +89,8 @@ pub struct UserRecord {
     pub user_metadata: Value,
     pub app_metadata: Value,
     pub synced_at: Option<DateTime<Utc>>,
+    /// The identity provider's `updated_at` of the profile as last stored.
+    pub auth0_updated_at: Option<DateTime<Utc>>,
     pub fav_genre: Option<String>,
 }
 
@@ -170,6 +172,8 @@ pub struct MeUpdate {
 #[derive(Debug, Clone)]
 pub struct AcceptedMetadata {
     pub user_metadata: Map<String, Value>,
+    /// The profile's `updated_at` at the authority after the change.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// Who is in charge of identity profiles. The service applies its rules to
@@ -295,12 +299,18 @@ impl ProfileService {
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         if let Some(accepted) = accepted {
-            rows::write_user_metadata(&txn, user_id, accepted.user_metadata, true).await?;
+            rows::write_user_metadata(
+                &txn,
+                user_id,
+                accepted.user_metadata,
+                Some(accepted.updated_at),
+            )
+            .await?;
         } else if !patch.is_empty() {
             let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
             metadata::merge(&mut user_metadata, &patch);
             metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
-            rows::write_user_metadata(&txn, user_id, user_metadata, false).await?;
+            rows::write_user_metadata(&txn, user_id, user_metadata, None).await?;
         }
         if let Some(fav_genre) = update.fav_genre {
             let row = user_data::ActiveModel {
@@ -443,6 +453,7 @@ mod tests {
             user_metadata,
             app_metadata,
             synced_at: None,
+            auth0_updated_at: None,
             fav_genre: None,
         }
     }

@@ -21,7 +21,7 @@ use crate::{
 /// The columns of a [`UserRecord`], as every statement that reads one selects them.
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, d.fav_genre"
+        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, u.auth0_updated_at, d.fav_genre"
     };
 }
 
@@ -47,6 +47,8 @@ pub struct IdentityProfile {
     pub picture: Option<String>,
     pub user_metadata: Map<String, Value>,
     pub app_metadata: Map<String, Value>,
+    /// The profile's `updated_at` at the identity provider.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// Reads one user's record, if the user has been seen.
@@ -80,6 +82,7 @@ pub async fn insert_from_claims<C: ConnectionTrait>(
         user_metadata: Set(Value::Object(Map::new())),
         app_metadata: Set(Value::Object(app_metadata)),
         synced_at: Set(synced_at),
+        auth0_updated_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -97,13 +100,36 @@ pub async fn insert_from_claims<C: ConnectionTrait>(
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("user row vanished after insert")))
 }
 
-/// Writes the identity provider's view of a user, creating the row when
-/// missing, and marks it synced now.
-pub async fn upsert_profile<C: ConnectionTrait>(
+/// Writes the identity provider's view of a user and marks it synced now;
+/// `create`: also when the row is missing (otherwise a missing row, a user
+/// deleted meanwhile, stays missing). Answers whether a row was written.
+pub async fn store_profile<C: ConnectionTrait>(
     conn: &C,
     profile: &IdentityProfile,
-) -> AppResult<()> {
+    create: bool,
+) -> AppResult<bool> {
     let now = Utc::now();
+    if !create {
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::Email, profile.email.clone().into())
+            .col_expr(users::Column::Name, profile.name.clone().into())
+            .col_expr(users::Column::Picture, profile.picture.clone().into())
+            .col_expr(
+                users::Column::UserMetadata,
+                Value::Object(profile.user_metadata.clone()).into(),
+            )
+            .col_expr(
+                users::Column::AppMetadata,
+                Value::Object(profile.app_metadata.clone()).into(),
+            )
+            .col_expr(users::Column::SyncedAt, Some(now).into())
+            .col_expr(users::Column::Auth0UpdatedAt, profile.updated_at.into())
+            .col_expr(users::Column::UpdatedAt, now.into())
+            .filter(users::Column::Id.eq(profile.user_id.as_str()))
+            .exec(conn)
+            .await?;
+        return Ok(result.rows_affected > 0);
+    }
     let row = users::ActiveModel {
         id: Set(profile.user_id.clone()),
         email: Set(profile.email.clone()),
@@ -112,6 +138,7 @@ pub async fn upsert_profile<C: ConnectionTrait>(
         user_metadata: Set(Value::Object(profile.user_metadata.clone())),
         app_metadata: Set(Value::Object(profile.app_metadata.clone())),
         synced_at: Set(Some(now)),
+        auth0_updated_at: Set(profile.updated_at),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -125,13 +152,14 @@ pub async fn upsert_profile<C: ConnectionTrait>(
                     users::Column::UserMetadata,
                     users::Column::AppMetadata,
                     users::Column::SyncedAt,
+                    users::Column::Auth0UpdatedAt,
                     users::Column::UpdatedAt,
                 ])
                 .to_owned(),
         )
         .exec_without_returning(conn)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Marks a row as matching the authority now, changing nothing else.
@@ -159,13 +187,14 @@ pub async fn synced_at<C: ConnectionTrait>(
         .flatten())
 }
 
-/// Replaces the row's user_metadata; `synced` also marks it as matching the
-/// authority (the authority's own answer is being stored).
+/// Replaces the row's user_metadata; `synced` (the authority's own answer
+/// is being stored, with its `updated_at`) also marks it as matching the
+/// authority.
 pub async fn write_user_metadata<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     user_metadata: Map<String, Value>,
-    synced: bool,
+    synced: Option<Option<DateTime<Utc>>>,
 ) -> AppResult<()> {
     let now = Utc::now();
     let mut update = users::Entity::update_many()
@@ -174,8 +203,11 @@ pub async fn write_user_metadata<C: ConnectionTrait>(
             Value::Object(user_metadata).into(),
         )
         .col_expr(users::Column::UpdatedAt, now.into());
-    if synced {
+    if let Some(updated_at) = synced {
         update = update.col_expr(users::Column::SyncedAt, Some(now).into());
+        if updated_at.is_some() {
+            update = update.col_expr(users::Column::Auth0UpdatedAt, updated_at.into());
+        }
     }
     update
         .filter(users::Column::Id.eq(user_id))

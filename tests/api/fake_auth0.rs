@@ -303,6 +303,19 @@ impl FakeAuth0 {
         self.mint_with_ttl(sub, USER_TOKEN_TTL_SECS, extra)
     }
 
+    /// An access token as the shipped post-login Action makes it: the
+    /// stored profile's `updated_at` under `claim`, then the members of
+    /// `extra`. Panics when the user is unknown.
+    pub fn mint_after_login(&self, sub: &str, claim: &str, extra: Value) -> String {
+        let updated_at = self.user(sub).expect("a stored user")["updated_at"].clone();
+        let mut claims = Map::new();
+        claims.insert(claim.into(), updated_at);
+        if let Value::Object(extra) = extra {
+            claims.extend(extra);
+        }
+        self.mint(sub, Value::Object(claims))
+    }
+
     /// Like [`FakeAuth0::mint`], expiring `ttl_secs` from now (negative: already expired).
     pub fn mint_with_ttl(&self, sub: &str, ttl_secs: i64, extra: Value) -> String {
         let now = unix_now() as i64;

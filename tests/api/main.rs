@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod auth0_changes;
 mod auth0_mode;
 mod authz;
 mod cli;
