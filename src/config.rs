@@ -190,6 +190,11 @@ pub struct Settings {
     /// its claim ends.
     #[arg(long, env = "OUTBOX_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600), global = true)]
     pub outbox_lease_seconds: u64,
+    /// Seconds a deleted account's tombstone is kept: tokens issued before
+    /// the deletion are refused until then. At least the longest access-token
+    /// lifetime (Auth0's default: 86400).
+    #[arg(long, env = "TOMBSTONE_TTL_SECONDS", default_value_t = 90_000, value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    pub tombstone_ttl_seconds: u64,
     /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_seconds: u64,
@@ -239,6 +244,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
+    /// How long a deleted account's tombstone is kept.
+    pub tombstone_ttl: std::time::Duration,
     /// Whether GET /graphql serves GraphiQL.
     pub graphiql: bool,
     /// Whether GraphiQL comes with the demo user's token (local mode only).
@@ -379,6 +386,7 @@ impl Settings {
             db_max_connections: self.db_max_connections,
             db_timeout: std::time::Duration::from_millis(self.db_timeout_ms),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
+            tombstone_ttl: std::time::Duration::from_secs(self.tombstone_ttl_seconds),
             graphiql: self.graphiql,
             graphiql_demo_token: self.graphiql_demo_token,
             auth0,

@@ -118,7 +118,8 @@ impl App {
             }
         };
         let (mirror, workers) = mirror.unzip();
-        let profiles = ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror);
+        let profiles = ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror)
+            .with_tombstone_ttl(config.tombstone_ttl);
         let services = Services {
             music: MusicService::new(db.clone(), profiles.clone()),
             profiles,

@@ -180,6 +180,19 @@ impl ManagementClient {
             .map_err(|e| Auth0Error::Unavailable(format!("unexpected user body: {e}")))
     }
 
+    /// `DELETE /api/v2/users/{id}`. Auth0 answers 204 also for a user
+    /// already gone; a 404 counts as done too.
+    #[tracing::instrument(skip(self), err(level = "warn"))]
+    pub async fn delete_user(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+        match self
+            .call(Method::DELETE, &self.user_url(user_id), None, wait)
+            .await
+        {
+            Ok(_) | Err(Auth0Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn call(
         &self,
         method: Method,

@@ -20,6 +20,9 @@ pub struct Model {
     pub synced_at: Option<DateTimeUtc>,
     /// The identity provider's `updated_at` of the profile as last stored.
     pub auth0_updated_at: Option<DateTimeUtc>,
+    /// When an earlier account with this id was deleted: tokens issued
+    /// at or before it are refused.
+    pub prior_deletion_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -175,7 +175,7 @@ impl Auth0Mirror {
                 .issued_at
                 .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
                 .unwrap_or(synced_at);
-            return match self.refresh(user_id, Wait::No, issued).await {
+            return match self.refresh(user_id, Wait::No, issued, false).await {
                 Ok(()) => Ok(rows::find(&self.db, user_id).await?.unwrap_or(row)),
                 Err(_) => {
                     self.enqueue(user_id);
@@ -194,7 +194,7 @@ impl Auth0Mirror {
     async fn first_seen(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
         let user_id = principal.user_id.as_str();
         let synced = match self
-            .refresh(user_id, Wait::No, chrono::DateTime::<Utc>::MIN_UTC)
+            .refresh(user_id, Wait::No, chrono::DateTime::<Utc>::MIN_UTC, true)
             .await
         {
             Ok(()) => {
@@ -225,14 +225,16 @@ impl Auth0Mirror {
     }
 
     /// Refreshes one user's row from Auth0, unless it was synced at or after
-    /// `fresh_after` by the time this instance may refresh it. Concurrent
-    /// calls in this process share one task, and instances share one
-    /// request through a claim in the database.
+    /// `fresh_after` by the time this instance may refresh it; `create`: also
+    /// when the row is missing (a first-seen user), otherwise a user deleted
+    /// meanwhile stays deleted. Concurrent calls in this process share one
+    /// task, and instances share one request through a claim in the database.
     pub async fn refresh(
         self: &Arc<Self>,
         user_id: &str,
         wait: Wait,
         fresh_after: DateTime<Utc>,
+        create: bool,
     ) -> Result<(), Auth0Error> {
         let shared = {
             let mut inflight = lock(&self.inflight);
@@ -245,7 +247,7 @@ impl Auth0Mirror {
                     let id = user_id.to_owned();
                     // Spawned, so the refresh completes even if the request is dropped.
                     let task = tokio::spawn(async move {
-                        let result = mirror.claimed_refresh(&id, wait, fresh_after).await;
+                        let result = mirror.claimed_refresh(&id, wait, fresh_after, create).await;
                         lock(&mirror.inflight).remove(&id);
                         result
                     });
@@ -271,6 +273,7 @@ impl Auth0Mirror {
         user_id: &str,
         wait: Wait,
         fresh_after: DateTime<Utc>,
+        create: bool,
     ) -> Result<(), Auth0Error> {
         let joined_by = Instant::now()
             + match wait {
@@ -303,7 +306,7 @@ impl Auth0Mirror {
                     Wait::Yes => Wait::Once(Instant::now() + REFRESH_LEASE / 2),
                     other => other,
                 };
-                self.fetch_and_store(user_id, wait).await
+                self.fetch_and_store(user_id, wait, create).await
             }
         };
         self.release_refresh(user_id).await;
@@ -346,10 +349,15 @@ impl Auth0Mirror {
         }
     }
 
-    async fn fetch_and_store(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+    async fn fetch_and_store(
+        &self,
+        user_id: &str,
+        wait: Wait,
+        create: bool,
+    ) -> Result<(), Auth0Error> {
         let fetched = self.client.get_user(user_id, wait).await;
         let stored = match fetched {
-            Ok(user) => self.store(&user, true).await,
+            Ok(user) => self.store(&user, create).await,
             Err(Auth0Error::NotFound) => {
                 tracing::warn!(
                     user_id,
@@ -428,6 +436,7 @@ impl Auth0Mirror {
         outbox::Entity::insert(outbox::ActiveModel {
             user_id: Set(user_id.to_owned()),
             payload: Set(Value::Object(patch)),
+            kind: Set(outbox::KIND_APP_METADATA.to_owned()),
             attempts: Set(0),
             next_attempt_at: Set(now),
             last_error: Set(None),
@@ -451,7 +460,7 @@ impl Auth0Mirror {
             // A row synced within the TTL needs nothing: another instance
             // refreshed it since it was queued here.
             let fresh_after = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
-            match self.refresh(&user_id, Wait::Yes, fresh_after).await {
+            match self.refresh(&user_id, Wait::Yes, fresh_after, false).await {
                 Ok(()) | Err(Auth0Error::NotFound) => {}
                 Err(e) => {
                     tracing::warn!(user_id, error = %e, "background refresh failed; will retry");
@@ -507,7 +516,7 @@ impl Auth0Mirror {
                  AND NOT EXISTS (SELECT 1 FROM outbox p \
                    WHERE p.user_id = o.user_id AND p.failed_at IS NULL AND p.id < o.id) \
                ORDER BY o.id LIMIT 1 {skip_locked}) \
-             RETURNING id, user_id, payload, attempts"
+             RETURNING id, user_id, payload, attempts, kind"
         );
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.outbox_lease).unwrap_or_default();
@@ -529,14 +538,21 @@ impl Auth0Mirror {
         let Some(entry) = self.claim_outbox().await? else {
             return Ok(Some(OUTBOX_POLL));
         };
-        let body = json!({ "app_metadata": entry.payload });
         // Wait for the budget for half the lease at most, so the call is
         // over well before another instance could take the entry over.
         let deadline = Instant::now() + self.outbox_lease / 2;
-        let result = self
-            .client
-            .patch_user(&entry.user_id, &body, Wait::Once(deadline))
-            .await;
+        let result = if entry.kind == outbox::KIND_DELETE {
+            self.client
+                .delete_user(&entry.user_id, Wait::Once(deadline))
+                .await
+                .map(|()| None)
+        } else {
+            let body = json!({ "app_metadata": entry.payload });
+            self.client
+                .patch_user(&entry.user_id, &body, Wait::Once(deadline))
+                .await
+                .map(Some)
+        };
         let release = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedBy, Option::<String>::None.into())
             .col_expr(
@@ -545,24 +561,26 @@ impl Auth0Mirror {
             )
             .filter(outbox::Column::Id.eq(entry.id));
         match result {
-            Ok(user) => {
+            Ok(answered) => {
                 outbox::Entity::delete_by_id(entry.id)
                     .exec(&self.db)
                     .await?;
                 // Auth0 answered the whole profile as it now is, with its
                 // new updated_at: storing it spares the refresh the next
                 // token's updated_at claim would otherwise cause.
-                if let Err(e) = self.store(&user, false).await {
+                if let Some(user) = answered
+                    && let Err(e) = self.store(&user, false).await
+                {
                     tracing::warn!(user_id = %entry.user_id, error = ?e, "cannot store the profile Auth0 answered");
                 }
-                tracing::info!(user_id = %entry.user_id, id = entry.id, "app_metadata change applied at Auth0");
+                tracing::info!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, "outbox change applied at Auth0");
             }
             Err(Auth0Error::BudgetSpent) => {
                 // Not sent: hand the entry back as it was.
                 release.exec(&self.db).await?;
             }
             Err(e @ (Auth0Error::Refused(_) | Auth0Error::NotFound)) => {
-                tracing::error!(user_id = %entry.user_id, id = entry.id, error = %e, "Auth0 refused an app_metadata change for good; kept in the outbox as failed");
+                tracing::error!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, error = %e, "Auth0 refused an outbox change for good; kept in the outbox as failed");
                 release
                     .col_expr(outbox::Column::FailedAt, Some(Utc::now()).into())
                     .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
@@ -573,7 +591,7 @@ impl Auth0Mirror {
                 let attempts = entry.attempts.saturating_add(1);
                 let backoff = Duration::from_secs(1u64 << attempts.clamp(0, 6) as u32)
                     .min(MAX_OUTBOX_BACKOFF);
-                tracing::warn!(user_id = %entry.user_id, id = entry.id, attempts, error = %e, "app_metadata change not applied yet; will retry");
+                tracing::warn!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, attempts, error = %e, "outbox change not applied yet; will retry");
                 release
                     .col_expr(outbox::Column::Attempts, attempts.into())
                     .col_expr(
@@ -627,6 +645,30 @@ impl Authority for Auth0Mirror {
         self.enqueue_app_metadata(txn, user_id, patch).await
     }
 
+    async fn record_deletion(&self, txn: &DatabaseTransaction, user_id: &str) -> AppResult<()> {
+        // Patches for an account about to go would only fail with a 404.
+        outbox::Entity::delete_many()
+            .filter(outbox::Column::UserId.eq(user_id))
+            .filter(outbox::Column::Kind.eq(outbox::KIND_APP_METADATA))
+            .exec(txn)
+            .await?;
+        let now = Utc::now();
+        outbox::Entity::insert(outbox::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            payload: Set(Value::Object(Map::new())),
+            kind: Set(outbox::KIND_DELETE.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(None),
+            failed_at: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
+    }
+
     fn committed(&self) {
         self.wake_outbox();
     }
@@ -654,6 +696,7 @@ struct ClaimedEntry {
     user_id: String,
     payload: Value,
     attempts: i32,
+    kind: String,
 }
 
 async fn pending_outbox<C: ConnectionTrait>(
@@ -662,6 +705,7 @@ async fn pending_outbox<C: ConnectionTrait>(
 ) -> AppResult<Vec<outbox::Model>> {
     Ok(outbox::Entity::find()
         .filter(outbox::Column::UserId.eq(user_id))
+        .filter(outbox::Column::Kind.eq(outbox::KIND_APP_METADATA))
         .filter(outbox::Column::FailedAt.is_null())
         .order_by_asc(outbox::Column::Id)
         .all(conn)

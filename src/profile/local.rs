@@ -51,5 +51,9 @@ impl Authority for LocalAuthority {
         Ok(())
     }
 
+    async fn record_deletion(&self, _txn: &DatabaseTransaction, _user_id: &str) -> AppResult<()> {
+        Ok(())
+    }
+
     fn committed(&self) {}
 }

@@ -23,7 +23,7 @@ pub use local::LocalAuthority;
 pub use rows::{IdentityProfile, lock_user};
 pub(crate) use rows::{USER_COLUMNS, USER_SOURCE};
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
@@ -91,6 +91,8 @@ pub struct UserRecord {
     pub synced_at: Option<DateTime<Utc>>,
     /// The identity provider's `updated_at` of the profile as last stored.
     pub auth0_updated_at: Option<DateTime<Utc>>,
+    /// When an earlier account with this id was deleted.
+    pub prior_deletion_at: Option<DateTime<Utc>>,
     pub fav_genre: Option<String>,
 }
 
@@ -206,8 +208,23 @@ pub trait Authority: Send + Sync {
         patch: Map<String, Value>,
     ) -> AppResult<()>;
 
+    /// Records, in the caller's transaction that deletes the user's rows,
+    /// that the account must go at the authority too; changes still waiting
+    /// for it are moot.
+    async fn record_deletion(&self, txn: &DatabaseTransaction, user_id: &str) -> AppResult<()>;
+
     /// Called after a commit that may have recorded changes.
     fn committed(&self);
+}
+
+/// How long tombstones are kept by default: Auth0's default access-token
+/// lifetime (24 hours) and an hour of margin.
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(25 * 3600);
+
+/// Whether `principal`'s token was issued at or before `at` (a token
+/// without `iat` could be from any time).
+fn issued_at_or_before(principal: &Principal, at: DateTime<Utc>) -> bool {
+    principal.issued_at.is_none_or(|iat| iat <= at.timestamp())
 }
 
 /// Reads and writes profiles.
@@ -216,6 +233,8 @@ pub struct ProfileService {
     db: DatabaseConnection,
     editor_threshold: i64,
     authority: Arc<dyn Authority>,
+    /// How long a deleted account's tombstone is kept.
+    tombstone_ttl: Duration,
     /// The Auth0 authority itself, in the auth0 identity mode, for what only
     /// it offers (its Management API client, its webhooks).
     auth0: Option<Arc<Auth0Mirror>>,
@@ -237,8 +256,16 @@ impl ProfileService {
             db,
             editor_threshold,
             authority,
+            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             auth0,
         }
+    }
+
+    /// Keeps deleted accounts' tombstones for `ttl`: at least the lifetime
+    /// of the longest-lived access token.
+    pub fn with_tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
     }
 
     /// The threshold of total plays for `playlist_editor`.
@@ -262,13 +289,56 @@ impl ProfileService {
     }
 
     /// The caller's record from `row`, the user's row as just read (by
-    /// [`Self::find`] or a statement that also read other data).
+    /// [`Self::find`] or a statement that also read other data). A token
+    /// issued at or before the deletion of the account it names is refused
+    /// (`UNAUTHENTICATED`); a later one (a new signup with the same id)
+    /// starts a new, empty account.
     pub async fn settle(
         &self,
         principal: &Principal,
         row: Option<UserRecord>,
     ) -> AppResult<UserRecord> {
-        self.authority.settle(principal, row).await
+        if let Some(user) = row {
+            if user
+                .prior_deletion_at
+                .is_some_and(|at| issued_at_or_before(principal, at))
+            {
+                return Err(AppError::AccountDeleted);
+            }
+            return self.authority.settle(principal, Some(user)).await;
+        }
+        let tombstone = rows::tombstone(&self.db, &principal.user_id).await?;
+        if let Some(at) = tombstone
+            && issued_at_or_before(principal, at)
+        {
+            return Err(AppError::AccountDeleted);
+        }
+        let mut user = self.authority.settle(principal, None).await?;
+        if let Some(at) = tombstone {
+            rows::adopt_tombstone(&self.db, &user.id, at).await?;
+            user.prior_deletion_at = Some(at);
+            tracing::info!(user_id = %user.id, "a new account took over a deleted one's id");
+        }
+        Ok(user)
+    }
+
+    /// Deletes a user's account: their songs, playlists, plays,
+    /// preferences and profile row, in one transaction, and (when the table
+    /// is not the authority) the account at the authority, durably: once
+    /// this returns, the deletion reaches the authority even across a crash.
+    pub async fn delete_user(&self, user_id: &str) -> AppResult<()> {
+        let txn = self.db.begin().await?;
+        if !rows::lock_user(&txn, user_id).await? {
+            return Err(AppError::NotFound(format!(
+                "no user with id {user_id} has signed in yet"
+            )));
+        }
+        rows::delete_user(&txn, user_id, Utc::now(), self.tombstone_ttl).await?;
+        self.authority.record_deletion(&txn, user_id).await?;
+        txn.commit().await?;
+        self.authority.committed();
+        tracing::info!(user_id, "account deleted");
+        Ok(())
     }
 
     /// Applies the user's own changes: display name and preferences to
@@ -454,6 +524,7 @@ mod tests {
             app_metadata,
             synced_at: None,
             auth0_updated_at: None,
+            prior_deletion_at: None,
             fav_genre: None,
         }
     }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::UserRecord;
 use crate::{
     auth::Principal,
-    entity::users,
+    entity::{deleted_users, users},
     error::{AppError, AppResult},
     sql,
 };
@@ -21,7 +21,7 @@ use crate::{
 /// The columns of a [`UserRecord`], as every statement that reads one selects them.
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, u.auth0_updated_at, d.fav_genre"
+        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, u.auth0_updated_at, u.prior_deletion_at, d.fav_genre"
     };
 }
 
@@ -83,6 +83,7 @@ pub async fn insert_from_claims<C: ConnectionTrait>(
         app_metadata: Set(Value::Object(app_metadata)),
         synced_at: Set(synced_at),
         auth0_updated_at: Set(None),
+        prior_deletion_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -139,6 +140,7 @@ pub async fn store_profile<C: ConnectionTrait>(
         app_metadata: Set(Value::Object(profile.app_metadata.clone())),
         synced_at: Set(Some(now)),
         auth0_updated_at: Set(profile.updated_at),
+        prior_deletion_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -245,4 +247,73 @@ pub async fn lock_user<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult
         .exec(conn)
         .await?;
     Ok(result.rows_affected > 0)
+}
+
+/// Deletes the user's row and, through the foreign keys, everything that
+/// belongs to them (preferences, songs, playlists and their plays), and
+/// leaves a tombstone dated `at`. Tombstones older than `tombstone_ttl` are
+/// purged on the way: every token issued before them has expired.
+pub async fn delete_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    at: DateTime<Utc>,
+    tombstone_ttl: std::time::Duration,
+) -> AppResult<()> {
+    users::Entity::delete_by_id(user_id).exec(conn).await?;
+    write_tombstone(conn, user_id, at).await?;
+    let expired = at - chrono::Duration::from_std(tombstone_ttl).unwrap_or(chrono::Duration::MAX);
+    deleted_users::Entity::delete_many()
+        .filter(deleted_users::Column::DeletedAt.lt(expired))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that `user_id` was deleted at `at`, keeping a later deletion's time.
+async fn write_tombstone<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    let backend = conn.get_database_backend();
+    let greatest = sql::dialect(backend).greatest;
+    let upsert = format!(
+        "INSERT INTO deleted_users (user_id, deleted_at) VALUES (?, ?) \
+         ON CONFLICT (user_id) DO UPDATE SET \
+         deleted_at = {greatest}(deleted_users.deleted_at, excluded.deleted_at)"
+    );
+    conn.execute_raw(sql::stmt(backend, &upsert, vec![user_id.into(), at.into()]))
+        .await?;
+    Ok(())
+}
+
+/// When `user_id` was deleted, if a tombstone says so.
+pub async fn tombstone<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> AppResult<Option<DateTime<Utc>>> {
+    Ok(deleted_users::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .map(|t| t.deleted_at))
+}
+
+/// A new account took over a deleted one's id: its row keeps the deletion
+/// time (tokens of the old account stay refused) and the tombstone goes.
+pub async fn adopt_tombstone<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    deleted_at: DateTime<Utc>,
+) -> AppResult<()> {
+    users::Entity::update_many()
+        .col_expr(users::Column::PriorDeletionAt, Some(deleted_at).into())
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    deleted_users::Entity::delete_many()
+        .filter(deleted_users::Column::UserId.eq(user_id))
+        .filter(deleted_users::Column::DeletedAt.eq(deleted_at))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

@@ -3,8 +3,9 @@
 //!
 //! - `GET /.well-known/jwks.json`, the signing keys (with rotation);
 //! - `POST /oauth/token`, the client credentials grant for the Management API;
-//! - `GET` and `PATCH /api/v2/users/{id}`, with Auth0's field selection, its
-//!   metadata merge rules and its validation errors;
+//! - `GET`, `PATCH` and `DELETE /api/v2/users/{id}`, with Auth0's field
+//!   selection, its metadata merge rules, its validation errors, and a new
+//!   `updated_at` on every change of a profile;
 //! - Auth0's failures: 401 for missing or unknown tokens, a global token
 //!   bucket answering 429 with the `x-ratelimit-*` headers, injected 5xx
 //!   answers, latency, and connections closed without an answer.
@@ -78,7 +79,8 @@ use tokio::{
 };
 
 /// Scopes granted to every Management API token.
-pub const MANAGEMENT_SCOPES: &str = "read:users update:users update:users_app_metadata";
+pub const MANAGEMENT_SCOPES: &str =
+    "read:users update:users update:users_app_metadata delete:users";
 
 /// Lifetime of the end-user tokens made by [`FakeAuth0::mint`], in seconds.
 pub const USER_TOKEN_TTL_SECS: i64 = 3600;
@@ -178,6 +180,8 @@ pub struct Calls {
     pub get_user: u64,
     /// `PATCH /api/v2/users/{id}` requests that were served (200, 400 or 404).
     pub patch_user: u64,
+    /// `DELETE /api/v2/users/{id}` requests that were served (204 or 404).
+    pub delete_user: u64,
     /// `/api/v2` requests answered 429 by the rate limit.
     pub rate_limited: u64,
     /// `/api/v2` requests answered 401 (missing, unknown or expired token).
@@ -190,10 +194,10 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// Management API requests that were served: `get_user + patch_user`
-    /// (429s are in `rate_limited`, not here).
+    /// Management API requests that were served: `get_user + patch_user +
+    /// delete_user` (429s are in `rate_limited`, not here).
     pub fn management(&self) -> u64 {
-        self.get_user + self.patch_user
+        self.get_user + self.patch_user + self.delete_user
     }
 }
 
@@ -233,9 +237,13 @@ impl FakeAuth0 {
             bucket: Mutex::new(Bucket::new(options.rate_per_second, options.burst)),
             calls: Mutex::new(Calls::default()),
             log: Mutex::new(Vec::new()),
+            missing_delete_status: Mutex::new(StatusCode::NO_CONTENT),
         });
         let api = Router::new()
-            .route("/users/{id}", get(get_user).patch(patch_user))
+            .route(
+                "/users/{id}",
+                get(get_user).patch(patch_user).delete(delete_user),
+            )
             .fallback(api_not_found)
             .layer(middleware::from_fn_with_state(inner.clone(), api_gate));
         let router = Router::new()
@@ -388,6 +396,19 @@ impl FakeAuth0 {
             .insert(id, Value::Object(user));
     }
 
+    /// Removes a user, as a deletion in the Auth0 Dashboard does; answers
+    /// whether it existed.
+    pub fn remove_user(&self, id: &str) -> bool {
+        self.inner.users.lock().unwrap().remove(id).is_some()
+    }
+
+    /// What `DELETE /api/v2/users/{id}` answers for a user already gone:
+    /// 204 (the default, what Auth0 answers) or 404.
+    pub fn set_missing_delete_status(&self, status: u16) {
+        *self.inner.missing_delete_status.lock().unwrap() =
+            StatusCode::from_u16(status).expect("an HTTP status");
+    }
+
     /// The stored user, as `GET /api/v2/users/{id}` would answer it.
     pub fn user(&self, id: &str) -> Option<Value> {
         self.inner.users.lock().unwrap().get(id).cloned()
@@ -429,7 +450,7 @@ impl FakeAuth0 {
         self.inner.tokens.lock().unwrap().clear();
     }
 
-    /// Every GET and PATCH of a user that was served (not refused with 429
+    /// Every GET, PATCH and DELETE of a user that was served (not refused with 429
     /// or 401), in arrival order.
     pub fn served(&self) -> Vec<Served> {
         self.inner.log.lock().unwrap().clone()
@@ -577,12 +598,15 @@ struct Inner {
     calls: Mutex<Calls>,
     /// Every served request to a user, in arrival order.
     log: Mutex<Vec<Served>>,
+    /// What `DELETE` answers for a user that does not exist.
+    missing_delete_status: Mutex<StatusCode>,
 }
 
-/// A served `GET` or `PATCH` of `/api/v2/users/{id}`, as [`FakeAuth0::served`] lists them.
+/// A served `GET`, `PATCH` or `DELETE` of `/api/v2/users/{id}`, as
+/// [`FakeAuth0::served`] lists them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Served {
-    /// `GET` or `PATCH`.
+    /// `GET`, `PATCH` or `DELETE`.
     pub method: &'static str,
     /// The user id from the path, decoded.
     pub user_id: String,
@@ -1191,6 +1215,24 @@ async fn patch_user(State(inner): Shared, Path(id): Path<String>, body: Bytes) -
     updated["updated_at"] = iso_now().into();
     users.insert(id, updated.clone());
     Json(updated).into_response()
+}
+
+/// Auth0 answers 204 with no body, also for a user already gone (unless
+/// [`FakeAuth0::set_missing_delete_status`] says 404).
+async fn delete_user(State(inner): Shared, Path(id): Path<String>) -> Response {
+    inner.count(|c| c.delete_user += 1);
+    inner.log.lock().unwrap().push(Served {
+        method: "DELETE",
+        user_id: id.clone(),
+        body: Value::Null,
+    });
+    if inner.users.lock().unwrap().remove(&id).is_none() {
+        let status = *inner.missing_delete_status.lock().unwrap();
+        if status == StatusCode::NOT_FOUND {
+            return user_not_found();
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn unix_now() -> u64 {
