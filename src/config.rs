@@ -164,6 +164,25 @@ pub struct Settings {
         global = true
     )]
     pub auth0_updated_at_claim: String,
+    /// Bearer token Auth0 Event Streams sends to `POST /auth0/events`
+    /// (at least 16 characters). The route is off without it.
+    #[arg(
+        long,
+        env = "AUTH0_EVENTS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub auth0_events_token: Option<String>,
+    /// Bearer token an Auth0 Log Streams custom webhook sends to
+    /// `POST /auth0/log-stream` (at least 16 characters). The route is off
+    /// without it.
+    #[arg(
+        long,
+        env = "AUTH0_LOG_STREAM_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub auth0_log_stream_token: Option<String>,
     /// Management API requests a second the gateway allows itself (Auth0's free tier: 2).
     #[arg(long, env = "AUTH0_MGMT_RATE", default_value_t = 2.0, global = true)]
     pub auth0_mgmt_rate: f64,
@@ -288,6 +307,10 @@ pub struct Auth0Config {
     pub roles_claim: String,
     /// The claim holding the profile's `updated_at`.
     pub updated_at_claim: String,
+    /// The bearer token of Event Streams deliveries; `None`: the route is off.
+    pub events_token: Option<Secret>,
+    /// The bearer token of Log Streams deliveries; `None`: the route is off.
+    pub log_stream_token: Option<Secret>,
     pub mgmt_rate: f64,
     pub mgmt_burst: u32,
     pub profile_ttl: std::time::Duration,
@@ -445,12 +468,33 @@ impl Settings {
             client_secret: Secret::new(required(&self.auth0_client_secret, "AUTH0_CLIENT_SECRET")?),
             roles_claim,
             updated_at_claim,
+            events_token: webhook_token(&self.auth0_events_token, "AUTH0_EVENTS_TOKEN")?,
+            log_stream_token: webhook_token(
+                &self.auth0_log_stream_token,
+                "AUTH0_LOG_STREAM_TOKEN",
+            )?,
             mgmt_rate: self.auth0_mgmt_rate,
             mgmt_burst: self.auth0_mgmt_burst,
             profile_ttl: std::time::Duration::from_secs(self.profile_ttl_seconds),
             timeout: std::time::Duration::from_millis(self.auth0_timeout_ms),
             outbox_lease: std::time::Duration::from_secs(self.outbox_lease_seconds),
         })
+    }
+}
+
+/// A webhook's bearer token: unset or empty turns the route off; a short
+/// one would be guessable.
+fn webhook_token(
+    value: &Option<String>,
+    setting: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(token) if token.len() < 16 => Err(ConfigError::new(
+            setting,
+            "must be at least 16 characters long",
+        )),
+        Some(token) => Ok(Some(Secret::new(token))),
     }
 }
 

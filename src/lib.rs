@@ -111,8 +111,13 @@ impl App {
                     let client = client.clone();
                     async move { client.warm_up().await }
                 });
-                let (mirror, queue) =
-                    Auth0Mirror::new(db.clone(), client, auth0.profile_ttl, auth0.outbox_lease);
+                let (mirror, queue) = Auth0Mirror::new(
+                    db.clone(),
+                    client,
+                    auth0.profile_ttl,
+                    auth0.outbox_lease,
+                    config.tombstone_ttl,
+                );
                 let workers = mirror.spawn_workers(queue);
                 (None, verifier, Some((mirror, workers)))
             }

@@ -2,6 +2,7 @@
 //! GraphiQL.
 
 mod auth;
+mod auth0_hooks;
 mod graphiql;
 mod routes;
 

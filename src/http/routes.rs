@@ -17,7 +17,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::{auth::MaybePrincipal, graphiql};
+use super::{auth::MaybePrincipal, auth0_hooks, graphiql};
 use crate::{AppState, config::CorsOrigins, graphql::RequestContext};
 
 /// Builds the router over `state`.
@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphiql::page).post(graphql))
         .merge(graphiql::routes())
+        .merge(auth0_hooks::routes(&state))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -12,8 +12,12 @@
 //! Auth0 accepted it. app_metadata (roles, plan) changes in the table at once
 //! and reaches Auth0 through the durable outbox.
 
+mod events;
+
+pub use events::{UserChange, parse_event_stream, parse_log_stream};
+
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
@@ -70,7 +74,11 @@ pub struct Auth0Mirror {
     client: Arc<ManagementClient>,
     ttl: Duration,
     inflight: Mutex<HashMap<String, (Wait, SharedRefresh)>>,
-    queued: Mutex<HashSet<String>>,
+    /// Users waiting in the refresh queue, with the time a sync must be
+    /// newer than (`None`: older than the TTL).
+    queued: Mutex<HashMap<String, Option<DateTime<Utc>>>>,
+    /// How long a deleted account's tombstone is kept.
+    tombstone_ttl: Duration,
     queue: mpsc::UnboundedSender<String>,
     outbox_wake: Notify,
     /// This process's name in the outbox's claims, for the operator.
@@ -103,6 +111,7 @@ impl Auth0Mirror {
         client: Arc<ManagementClient>,
         ttl: Duration,
         outbox_lease: Duration,
+        tombstone_ttl: Duration,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (queue, rx) = mpsc::unbounded_channel();
         let mirror = Arc::new_cyclic(|this| Self {
@@ -111,7 +120,8 @@ impl Auth0Mirror {
             client,
             ttl,
             inflight: Mutex::new(HashMap::new()),
-            queued: Mutex::new(HashSet::new()),
+            queued: Mutex::new(HashMap::new()),
+            tombstone_ttl,
             queue,
             outbox_wake: Notify::new(),
             instance: format!(
@@ -217,10 +227,25 @@ impl Auth0Mirror {
 
     /// Asks the background worker to refresh `user_id` (once, however often asked).
     pub fn enqueue(&self, user_id: &str) {
-        if lock(&self.queued).insert(user_id.to_owned())
-            && self.queue.send(user_id.to_owned()).is_err()
-        {
-            lock(&self.queued).remove(user_id);
+        self.enqueue_after(user_id, None);
+    }
+
+    /// Asks the background worker to refresh `user_id` unless it was synced
+    /// after `changed_at` (`None`: unless synced within the TTL), once
+    /// however often asked.
+    pub fn enqueue_after(&self, user_id: &str, changed_at: Option<DateTime<Utc>>) {
+        let mut queued = lock(&self.queued);
+        match queued.get_mut(user_id) {
+            Some(waiting) => {
+                if changed_at > *waiting {
+                    *waiting = changed_at;
+                }
+            }
+            None => {
+                if self.queue.send(user_id.to_owned()).is_ok() {
+                    queued.insert(user_id.to_owned(), changed_at);
+                }
+            }
         }
     }
 
@@ -456,16 +481,19 @@ impl Auth0Mirror {
 
     async fn run_refresh_queue(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<String>) {
         while let Some(user_id) = queue.recv().await {
-            lock(&self.queued).remove(&user_id);
-            // A row synced within the TTL needs nothing: another instance
-            // refreshed it since it was queued here.
-            let fresh_after = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
+            let changed_at = lock(&self.queued).remove(&user_id).flatten();
+            // A row synced within the TTL (or after the change Auth0 told
+            // of) needs nothing: another instance refreshed it since it was
+            // queued here.
+            let fresh_after = changed_at.unwrap_or_else(|| {
+                Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default()
+            });
             match self.refresh(&user_id, Wait::Yes, fresh_after, false).await {
                 Ok(()) | Err(Auth0Error::NotFound) => {}
                 Err(e) => {
                     tracing::warn!(user_id, error = %e, "background refresh failed; will retry");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    self.enqueue(&user_id);
+                    self.enqueue_after(&user_id, changed_at);
                 }
             }
         }

@@ -18,7 +18,7 @@ mod local;
 pub mod metadata;
 pub mod rows;
 
-pub use auth0::{Auth0Mirror, Workers};
+pub use auth0::{Auth0Mirror, UserChange, Workers, parse_event_stream, parse_log_stream};
 pub use local::LocalAuthority;
 pub use rows::{IdentityProfile, lock_user};
 pub(crate) use rows::{USER_COLUMNS, USER_SOURCE};

@@ -103,7 +103,9 @@ pub async fn insert_from_claims<C: ConnectionTrait>(
 
 /// Writes the identity provider's view of a user and marks it synced now;
 /// `create`: also when the row is missing (otherwise a missing row, a user
-/// deleted meanwhile, stays missing). Answers whether a row was written.
+/// deleted meanwhile, stays missing). An existing row is only overwritten
+/// by a view at least as new as the stored one (answers to concurrent calls
+/// may arrive in any order). Answers whether a row was written.
 pub async fn store_profile<C: ConnectionTrait>(
     conn: &C,
     profile: &IdentityProfile,
@@ -127,6 +129,13 @@ pub async fn store_profile<C: ConnectionTrait>(
             .col_expr(users::Column::Auth0UpdatedAt, profile.updated_at.into())
             .col_expr(users::Column::UpdatedAt, now.into())
             .filter(users::Column::Id.eq(profile.user_id.as_str()))
+            .filter(match profile.updated_at {
+                Some(updated_at) => sea_orm::Condition::any()
+                    .add(users::Column::Auth0UpdatedAt.is_null())
+                    .add(users::Column::Auth0UpdatedAt.lte(updated_at)),
+                // Without a time the view cannot be ordered: it is the newest known.
+                None => sea_orm::Condition::all(),
+            })
             .exec(conn)
             .await?;
         return Ok(result.rows_affected > 0);

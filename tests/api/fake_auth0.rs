@@ -6,6 +6,12 @@
 //! - `GET`, `PATCH` and `DELETE /api/v2/users/{id}`, with Auth0's field
 //!   selection, its metadata merge rules, its validation errors, and a new
 //!   `updated_at` on every change of a profile;
+//! - Event Streams and Log Streams: every change of a profile is recorded
+//!   as a CloudEvent (`user.created`, `user.updated`, `user.deleted`, see
+//!   [`FakeAuth0::events`]) and as a log entry (`sapi`, `sdu`, and `s` for
+//!   [`FakeAuth0::log_login`], see [`FakeAuth0::log_entries`]), which a test
+//!   delivers to the gateway with [`FakeAuth0::deliver`], in any order and
+//!   as often as it likes, as Auth0 may;
 //! - Auth0's failures: 401 for missing or unknown tokens, a global token
 //!   bucket answering 429 with the `x-ratelimit-*` headers, injected 5xx
 //!   answers, latency, and connections closed without an answer.
@@ -238,6 +244,7 @@ impl FakeAuth0 {
             calls: Mutex::new(Calls::default()),
             log: Mutex::new(Vec::new()),
             missing_delete_status: Mutex::new(StatusCode::NO_CONTENT),
+            stream: Mutex::new(Stream::default()),
         });
         let api = Router::new()
             .route(
@@ -381,6 +388,7 @@ impl FakeAuth0 {
             .expect("put_user: the user needs a string user_id")
             .to_owned();
         let now = iso_now();
+        let existed = self.inner.users.lock().unwrap().contains_key(&id);
         for (field, default) in [
             ("user_metadata", json!({})),
             ("app_metadata", json!({})),
@@ -389,17 +397,60 @@ impl FakeAuth0 {
         ] {
             user.entry(field).or_insert(default);
         }
-        self.inner
-            .users
-            .lock()
-            .unwrap()
-            .insert(id, Value::Object(user));
+        let user = Value::Object(user);
+        let kind = if existed {
+            "user.updated"
+        } else {
+            "user.created"
+        };
+        self.inner.record_event(kind, &user);
+        self.inner.record_log("sapi", &id, None);
+        self.inner.users.lock().unwrap().insert(id, user);
+    }
+
+    /// Every Event Streams CloudEvent so far, oldest first: one per change
+    /// of a profile (`put_user`, `PATCH`, `DELETE`, `remove_user`).
+    pub fn events(&self) -> Vec<Value> {
+        self.inner.stream.lock().unwrap().events.clone()
+    }
+
+    /// Every Log Streams entry so far, oldest first: `sapi` for a write
+    /// through the Management API (`client_id` set when it came through one
+    /// of this tenant's tokens), `sdu` for a deletion, `s` for
+    /// [`FakeAuth0::log_login`].
+    pub fn log_entries(&self) -> Vec<Value> {
+        self.inner.stream.lock().unwrap().logs.clone()
+    }
+
+    /// Records a successful login (`s`) of `user_id` in the log.
+    pub fn log_login(&self, user_id: &str) {
+        self.inner.record_log("s", user_id, None);
+    }
+
+    /// Posts `body` (a delivery: one event, or an array) to `url` with
+    /// `Authorization: Bearer {token}`, as a stream's webhook does; answers
+    /// the status.
+    pub async fn deliver(&self, url: &str, token: &str, body: &Value) -> u16 {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("webhook delivery")
+            .status()
+            .as_u16()
     }
 
     /// Removes a user, as a deletion in the Auth0 Dashboard does; answers
     /// whether it existed.
     pub fn remove_user(&self, id: &str) -> bool {
-        self.inner.users.lock().unwrap().remove(id).is_some()
+        let removed = self.inner.users.lock().unwrap().remove(id);
+        if let Some(user) = &removed {
+            self.inner.record_event("user.deleted", user);
+            self.inner.record_log("sdu", id, None);
+        }
+        removed.is_some()
     }
 
     /// What `DELETE /api/v2/users/{id}` answers for a user already gone:
@@ -600,6 +651,15 @@ struct Inner {
     log: Mutex<Vec<Served>>,
     /// What `DELETE` answers for a user that does not exist.
     missing_delete_status: Mutex<StatusCode>,
+    /// What Event Streams and Log Streams would have delivered.
+    stream: Mutex<Stream>,
+}
+
+/// The deliveries of the tenant's streams, in the order of the changes.
+#[derive(Default)]
+struct Stream {
+    events: Vec<Value>,
+    logs: Vec<Value>,
 }
 
 /// A served `GET`, `PATCH` or `DELETE` of `/api/v2/users/{id}`, as
@@ -615,6 +675,45 @@ pub struct Served {
 }
 
 impl Inner {
+    /// Records the CloudEvent Event Streams would deliver for `user`.
+    fn record_event(&self, kind: &str, user: &Value) {
+        let event = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "source": format!("urn:auth0:{}", self.base_url),
+            "specversion": "1.0",
+            "type": kind,
+            "time": iso_now(),
+            "data": {"object": user},
+        });
+        self.stream.lock().unwrap().events.push(event);
+    }
+
+    /// Records the entry Log Streams would deliver; `client_id` is the
+    /// Management API client that made the change, if any.
+    fn record_log(&self, kind: &str, user_id: &str, client_id: Option<&str>) {
+        let encoded: String = user_id
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let mut data = json!({
+            "type": kind,
+            "date": iso_now(),
+            "user_id": user_id,
+            "details": {"request": {"method": "patch", "path": format!("/api/v2/users/{encoded}")}},
+        });
+        if let Some(client_id) = client_id {
+            data["client_id"] = client_id.into();
+        }
+        let entry = json!({"log_id": uuid::Uuid::new_v4().simple().to_string(), "data": data});
+        self.stream.lock().unwrap().logs.push(entry);
+    }
+
     fn management_audience(&self) -> String {
         format!("{}/api/v2/", self.base_url)
     }
@@ -1213,7 +1312,10 @@ async fn patch_user(State(inner): Shared, Path(id): Path<String>, body: Bytes) -
         ));
     }
     updated["updated_at"] = iso_now().into();
-    users.insert(id, updated.clone());
+    users.insert(id.clone(), updated.clone());
+    drop(users);
+    inner.record_event("user.updated", &updated);
+    inner.record_log("sapi", &id, Some(&inner.options.client_id));
     Json(updated).into_response()
 }
 
@@ -1226,10 +1328,17 @@ async fn delete_user(State(inner): Shared, Path(id): Path<String>) -> Response {
         user_id: id.clone(),
         body: Value::Null,
     });
-    if inner.users.lock().unwrap().remove(&id).is_none() {
-        let status = *inner.missing_delete_status.lock().unwrap();
-        if status == StatusCode::NOT_FOUND {
-            return user_not_found();
+    let removed = inner.users.lock().unwrap().remove(&id);
+    match removed {
+        Some(user) => {
+            inner.record_event("user.deleted", &user);
+            inner.record_log("sdu", &id, Some(&inner.options.client_id));
+        }
+        None => {
+            let status = *inner.missing_delete_status.lock().unwrap();
+            if status == StatusCode::NOT_FOUND {
+                return user_not_found();
+            }
         }
     }
     StatusCode::NO_CONTENT.into_response()

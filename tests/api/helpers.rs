@@ -184,6 +184,8 @@ impl TestApp {
             client_secret: Secret::new(fake.client_secret()),
             roles_claim: ROLES_CLAIM.into(),
             updated_at_claim: UPDATED_AT_CLAIM.into(),
+            events_token: None,
+            log_stream_token: None,
             mgmt_rate: 2.0,
             mgmt_burst: 2,
             profile_ttl: Duration::from_secs(300),
