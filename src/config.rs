@@ -644,6 +644,20 @@ mod tests {
         let auth0 = config.auth0.as_ref().unwrap();
         assert_eq!(auth0.issuer(), "https://example.eu.auth0.com/");
         assert!(!format!("{config:?}").contains("s3cret-value"));
+        assert!(config.auth0.as_ref().unwrap().events_token.is_none());
+        let mut hooks = args.clone();
+        hooks.extend([
+            "--auth0-events-token",
+            "0123456789abcdef",
+            "--auth0-log-stream-token",
+            "short",
+        ]);
+        let err = settings(&hooks).unwrap_err();
+        assert!(err.contains("AUTH0_LOG_STREAM_TOKEN"), "{err}");
+        hooks.pop();
+        hooks.push("fedcba9876543210");
+        let hooked = settings(&hooks).unwrap();
+        assert!(!format!("{hooked:?}").contains("0123456789abcdef"));
         let mut bare = args.clone();
         bare.extend(["--auth0-updated-at-claim", "updated_at"]);
         assert!(
