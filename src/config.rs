@@ -169,6 +169,35 @@ pub struct Settings {
         global = true
     )]
     pub auth0_roles_claim: String,
+    /// The namespaced access-token claim holding the profile's `updated_at`
+    /// (set by the post-login Action): a token whose time is not newer than
+    /// the stored profile's costs no Management API call.
+    #[arg(
+        long,
+        env = "AUTH0_UPDATED_AT_CLAIM",
+        default_value = "https://music-gateway.example/updated_at",
+        global = true
+    )]
+    pub auth0_updated_at_claim: String,
+    /// Bearer token Auth0 Event Streams sends to `POST /auth0/events`
+    /// (at least 16 characters). The route is off without it.
+    #[arg(
+        long,
+        env = "AUTH0_EVENTS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub auth0_events_token: Option<String>,
+    /// Bearer token an Auth0 Log Streams custom webhook sends to
+    /// `POST /auth0/log-stream` (at least 16 characters). The route is off
+    /// without it.
+    #[arg(
+        long,
+        env = "AUTH0_LOG_STREAM_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub auth0_log_stream_token: Option<String>,
     /// Management API requests a second the gateway allows itself (Auth0's free tier: 2).
     #[arg(long, env = "AUTH0_MGMT_RATE", default_value_t = 2.0, global = true)]
     pub auth0_mgmt_rate: f64,
@@ -195,6 +224,11 @@ pub struct Settings {
     /// its claim ends.
     #[arg(long, env = "OUTBOX_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600), global = true)]
     pub outbox_lease_seconds: u64,
+    /// Seconds a deleted account's tombstone is kept: tokens issued before
+    /// the deletion are refused until then. At least the longest access-token
+    /// lifetime (Auth0's default: 86400).
+    #[arg(long, env = "TOMBSTONE_TTL_SECONDS", default_value_t = 90_000, value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    pub tombstone_ttl_seconds: u64,
     /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_seconds: u64,
@@ -294,6 +328,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
+    /// How long a deleted account's tombstone is kept.
+    pub tombstone_ttl: std::time::Duration,
     /// Whether GET /graphql serves GraphiQL.
     pub graphiql: bool,
     /// Whether GraphiQL comes with the demo user's token (local mode only).
@@ -347,6 +383,12 @@ pub struct Auth0Config {
     pub client_id: String,
     pub client_secret: Secret,
     pub roles_claim: String,
+    /// The claim holding the profile's `updated_at`.
+    pub updated_at_claim: String,
+    /// The bearer token of Event Streams deliveries; `None`: the route is off.
+    pub events_token: Option<Secret>,
+    /// The bearer token of Log Streams deliveries; `None`: the route is off.
+    pub log_stream_token: Option<Secret>,
     pub mgmt_rate: f64,
     pub mgmt_burst: u32,
     pub profile_ttl: std::time::Duration,
@@ -462,6 +504,7 @@ impl Settings {
             db_max_connections: self.db_max_connections,
             db_timeout: std::time::Duration::from_millis(self.db_timeout_ms),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
+            tombstone_ttl: std::time::Duration::from_secs(self.tombstone_ttl_seconds),
             graphiql: self.graphiql,
             graphiql_demo_token: self.graphiql_demo_token,
             response_cache_max_bytes: self.response_cache_max_bytes,
@@ -491,16 +534,31 @@ impl Settings {
             }
         }
         let base_url = parse_auth0_domain(&required(&self.auth0_domain, "AUTH0_DOMAIN")?)?;
-        let roles_claim = self.auth0_roles_claim.trim().to_owned();
-        let namespaced = (roles_claim.starts_with("https://")
-            || roles_claim.starts_with("http://"))
-            && !roles_claim.contains(".auth0.com");
-        if !namespaced {
-            return Err(ConfigError::new(
-                "AUTH0_ROLES_CLAIM",
-                "must be namespaced with an http(s) URL that is not an Auth0 domain, e.g. https://music.example/roles",
-            ));
-        }
+        let namespaced = |claim: &str, setting: &'static str, example: &str| {
+            let claim = claim.trim();
+            if (claim.starts_with("https://") || claim.starts_with("http://"))
+                && !claim.contains(".auth0.com")
+            {
+                Ok(claim.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "must be namespaced with an http(s) URL that is not an Auth0 domain, e.g. {example}"
+                    ),
+                ))
+            }
+        };
+        let roles_claim = namespaced(
+            &self.auth0_roles_claim,
+            "AUTH0_ROLES_CLAIM",
+            "https://music.example/roles",
+        )?;
+        let updated_at_claim = namespaced(
+            &self.auth0_updated_at_claim,
+            "AUTH0_UPDATED_AT_CLAIM",
+            "https://music.example/updated_at",
+        )?;
         if !(self.auth0_mgmt_rate.is_finite()
             && self.auth0_mgmt_rate > 0.0
             && self.auth0_mgmt_rate <= 1000.0)
@@ -516,12 +574,34 @@ impl Settings {
             client_id: required(&self.auth0_client_id, "AUTH0_CLIENT_ID")?,
             client_secret: Secret::new(required(&self.auth0_client_secret, "AUTH0_CLIENT_SECRET")?),
             roles_claim,
+            updated_at_claim,
+            events_token: webhook_token(&self.auth0_events_token, "AUTH0_EVENTS_TOKEN")?,
+            log_stream_token: webhook_token(
+                &self.auth0_log_stream_token,
+                "AUTH0_LOG_STREAM_TOKEN",
+            )?,
             mgmt_rate: self.auth0_mgmt_rate,
             mgmt_burst: self.auth0_mgmt_burst,
             profile_ttl: std::time::Duration::from_secs(self.profile_ttl_seconds),
             timeout: std::time::Duration::from_millis(self.auth0_timeout_ms),
             outbox_lease: std::time::Duration::from_secs(self.outbox_lease_seconds),
         })
+    }
+}
+
+/// A webhook's bearer token: unset or empty turns the route off; a short
+/// one would be guessable.
+fn webhook_token(
+    value: &Option<String>,
+    setting: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(token) if token.len() < 16 => Err(ConfigError::new(
+            setting,
+            "must be at least 16 characters long",
+        )),
+        Some(token) => Ok(Some(Secret::new(token))),
     }
 }
 
@@ -696,6 +776,27 @@ mod tests {
         let auth0 = config.auth0.as_ref().unwrap();
         assert_eq!(auth0.issuer(), "https://example.eu.auth0.com/");
         assert!(!format!("{config:?}").contains("s3cret-value"));
+        assert!(config.auth0.as_ref().unwrap().events_token.is_none());
+        let mut hooks = args.clone();
+        hooks.extend([
+            "--auth0-events-token",
+            "0123456789abcdef",
+            "--auth0-log-stream-token",
+            "short",
+        ]);
+        let err = settings(&hooks).unwrap_err();
+        assert!(err.contains("AUTH0_LOG_STREAM_TOKEN"), "{err}");
+        hooks.pop();
+        hooks.push("fedcba9876543210");
+        let hooked = settings(&hooks).unwrap();
+        assert!(!format!("{hooked:?}").contains("0123456789abcdef"));
+        let mut bare = args.clone();
+        bare.extend(["--auth0-updated-at-claim", "updated_at"]);
+        assert!(
+            settings(&bare)
+                .unwrap_err()
+                .contains("AUTH0_UPDATED_AT_CLAIM")
+        );
         args.extend(["--auth0-roles-claim", "roles"]);
         assert!(settings(&args).unwrap_err().contains("AUTH0_ROLES_CLAIM"));
     }

@@ -15,6 +15,8 @@ use std::fmt;
 pub enum AppError {
     /// No valid access token came with a request that needs one.
     Unauthenticated,
+    /// The token was issued before its account was deleted.
+    AccountDeleted,
     /// The caller is known but may not do this.
     Forbidden(String),
     /// The thing does not exist, or does not belong to the caller.
@@ -46,7 +48,7 @@ impl AppError {
     /// The stable code clients match on.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unauthenticated | Self::AccountDeleted => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
@@ -59,6 +61,9 @@ impl AppError {
     pub fn client_message(&self) -> String {
         match self {
             Self::Unauthenticated => "sign in: this needs a valid access token".to_owned(),
+            Self::AccountDeleted => {
+                "this account was deleted; sign in again to start a new one".to_owned()
+            }
             Self::Forbidden(m) | Self::NotFound(m) | Self::BadInput(m) | Self::Upstream(m) => {
                 m.clone()
             }

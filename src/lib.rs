@@ -98,6 +98,7 @@ impl App {
                     KeySource::Static(keys),
                     config.jwt_hs256_secret.as_deref(),
                     None,
+                    None,
                 );
                 (Some(issuer), verifier, None)
             }
@@ -113,21 +114,28 @@ impl App {
                     KeySource::Remote(jwks),
                     config.jwt_hs256_secret.as_deref(),
                     Some(auth0.roles_claim.clone()),
+                    Some(auth0.updated_at_claim.clone()),
                 );
                 let client = Arc::new(ManagementClient::new(auth0, db.clone())?);
                 tokio::spawn({
                     let client = client.clone();
                     async move { client.warm_up().await }
                 });
-                let (mirror, queue) =
-                    Auth0Mirror::new(db.clone(), client, auth0.profile_ttl, auth0.outbox_lease);
+                let (mirror, queue) = Auth0Mirror::new(
+                    db.clone(),
+                    client,
+                    auth0.profile_ttl,
+                    auth0.outbox_lease,
+                    config.tombstone_ttl,
+                );
                 let workers = mirror.spawn_workers(queue);
                 (None, verifier, Some((mirror, workers)))
             }
         };
         let (mirror, workers) = mirror.unzip();
         let profiles =
-            ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror.clone());
+            ProfileService::new(db.clone(), config.playlist_editor_threshold, mirror.clone())
+                .with_tombstone_ttl(config.tombstone_ttl);
         let services = Services {
             music: MusicService::new(db.clone(), profiles.clone()),
             profiles,

@@ -7,7 +7,12 @@
  *   1. copies app_metadata.roles (default []) into the access token and the ID
  *      token, under the namespaced claim `${NAMESPACE}roles`;
  *   2. copies app_metadata.plan (default "free") into `${NAMESPACE}plan`;
- *   3. sets user_metadata.displayName to "user" when the profile has none
+ *   3. copies the profile's updated_at (an ISO 8601 string, as Auth0 gives
+ *      it) into `${NAMESPACE}updated_at`: the gateway refreshes its copy of
+ *      the profile only when this time is newer than the one it stored, so
+ *      silent authentication and refresh-token exchanges cost no Management
+ *      API call (Auth0 issues a new token on each of them);
+ *   4. sets user_metadata.displayName to "user" when the profile has none
  *      (the seed's rule; an existing name is never overwritten).
  *
  * Why: the gateway keeps roles and plan in app_metadata (the user cannot edit
@@ -24,7 +29,8 @@
  */
 
 // Must match the gateway's AUTH0_ROLES_CLAIM (default
-// "https://music-gateway.example/roles"). Auth0 drops custom claims that are
+// "https://music-gateway.example/roles") and AUTH0_UPDATED_AT_CLAIM (default
+// "https://music-gateway.example/updated_at"). Auth0 drops custom claims that are
 // not namespaced with an http(s) URL of your own (not an Auth0 domain), and
 // bare "roles" and "permissions" are reserved. Keep the trailing slash.
 const NAMESPACE = 'https://music-gateway.example/';
@@ -53,6 +59,13 @@ exports.onExecutePostLogin = async (event, api) => {
   const plan = typeof appMetadata.plan === 'string' ? appMetadata.plan : DEFAULT_PLAN;
   api.accessToken.setCustomClaim(`${NAMESPACE}plan`, plan);
   api.idToken.setCustomClaim(`${NAMESPACE}plan`, plan);
+
+  // When the profile last changed at Auth0. A token without it makes the
+  // gateway fall back to refreshing on every token newer than its last sync.
+  if (event.user.updated_at) {
+    const updatedAt = new Date(event.user.updated_at).toISOString();
+    api.accessToken.setCustomClaim(`${NAMESPACE}updated_at`, updatedAt);
+  }
 
   // Only when missing (absent or null): a name the user chose, even one the
   // gateway would not accept any more, is theirs to change, not ours.

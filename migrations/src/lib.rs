@@ -10,6 +10,8 @@ mod m20261122_000001_init;
 mod m20261122_000002_outbox;
 mod m20261201_000003_shared_state;
 mod m20261202_000001_data_versions;
+mod m20261202_000004_auth0_updated_at;
+mod m20261202_000005_account_deletion;
 
 /// Runs this crate's migrations in order.
 pub struct Migrator;
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_outbox::Migration),
             Box::new(m20261201_000003_shared_state::Migration),
             Box::new(m20261202_000001_data_versions::Migration),
+            Box::new(m20261202_000004_auth0_updated_at::Migration),
+            Box::new(m20261202_000005_account_deletion::Migration),
         ]
     }
 }

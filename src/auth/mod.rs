@@ -36,6 +36,9 @@ pub struct Principal {
     pub picture: Option<String>,
     /// Roles copied into the token by a post-login Action, if any.
     pub claimed_roles: Option<Vec<String>>,
+    /// When the profile last changed at the identity provider, copied into
+    /// the token by a post-login Action, if any.
+    pub profile_updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Principal {
@@ -53,6 +56,7 @@ impl Principal {
             name: None,
             picture: None,
             claimed_roles: None,
+            profile_updated_at: None,
         }
     }
 

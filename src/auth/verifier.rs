@@ -74,6 +74,7 @@ pub struct TokenVerifier {
     hs256: Option<(Validation, DecodingKey)>,
     keys: KeySource,
     roles_claim: Option<String>,
+    updated_at_claim: Option<String>,
     verified: VerifiedTokens,
 }
 
@@ -86,6 +87,7 @@ impl TokenVerifier {
         keys: KeySource,
         hs256_secret: Option<&str>,
         roles_claim: Option<String>,
+        updated_at_claim: Option<String>,
     ) -> Self {
         let validation = |alg| {
             let mut v = Validation::new(alg);
@@ -106,6 +108,7 @@ impl TokenVerifier {
             }),
             keys,
             roles_claim,
+            updated_at_claim,
             verified: VerifiedTokens::default(),
         }
     }
@@ -167,6 +170,14 @@ impl TokenVerifier {
             .as_ref()
             .and_then(|name| claims.other.get(name))
             .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok());
+        // An ISO 8601 string, as Auth0 gives `event.user.updated_at`; a
+        // claim that is not one is ignored, and the iat rule applies.
+        let profile_updated_at = self
+            .updated_at_claim
+            .as_ref()
+            .and_then(|name| claims.other.get(name))
+            .and_then(Value::as_str)
+            .and_then(crate::auth0::parse_time);
         Ok(Principal {
             user_id: claims.sub,
             scopes: claims
@@ -180,6 +191,7 @@ impl TokenVerifier {
             name: claims.name,
             picture: claims.picture,
             claimed_roles,
+            profile_updated_at,
         })
     }
 }

@@ -24,7 +24,7 @@ const MAX_ATTEMPTS: u32 = 4;
 const MAX_RESET_WAIT: Duration = Duration::from_secs(30);
 
 /// The fields the gateway reads from a user.
-const USER_FIELDS: &str = "user_id,email,name,picture,user_metadata,app_metadata";
+const USER_FIELDS: &str = "user_id,email,name,picture,user_metadata,app_metadata,updated_at";
 
 /// Why a Management API call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,23 @@ pub struct Auth0User {
     pub user_metadata: Option<Value>,
     #[serde(default)]
     pub app_metadata: Option<Value>,
+    /// When the profile last changed at Auth0 (ISO 8601).
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl Auth0User {
+    /// `updated_at` as a time, when present and well formed.
+    pub fn updated_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        parse_time(self.updated_at.as_deref()?)
+    }
+}
+
+/// An ISO 8601 time as Auth0 writes them (`2024-05-01T12:34:56.789Z`).
+pub fn parse_time(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 #[derive(Deserialize)]
@@ -161,6 +178,19 @@ impl ManagementClient {
             .await?;
         serde_json::from_value(value)
             .map_err(|e| Auth0Error::Unavailable(format!("unexpected user body: {e}")))
+    }
+
+    /// `DELETE /api/v2/users/{id}`. Auth0 answers 204 also for a user
+    /// already gone; a 404 counts as done too.
+    #[tracing::instrument(skip(self), err(level = "warn"))]
+    pub async fn delete_user(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+        match self
+            .call(Method::DELETE, &self.user_url(user_id), None, wait)
+            .await
+        {
+            Ok(_) | Err(Auth0Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn call(

@@ -6,4 +6,4 @@ mod budget;
 mod client;
 
 pub use budget::RateBudget;
-pub use client::{Auth0Error, Auth0User, ManagementClient, Wait};
+pub use client::{Auth0Error, Auth0User, ManagementClient, Wait, parse_time};

@@ -1,6 +1,7 @@
 //! SeaORM entities: one module a table, rows only. Rules live in the services
 //! (`profile`, `music`), GraphQL shapes in `graphql`.
 
+pub mod deleted_users;
 pub mod outbox;
 pub mod playlist_songs;
 pub mod playlists;

@@ -1,4 +1,5 @@
-//! A change to a user's app_metadata waiting to be applied at Auth0.
+//! A change waiting to be applied at Auth0: an app_metadata patch, or the
+//! deletion of the account.
 
 use sea_orm::entity::prelude::*;
 
@@ -22,7 +23,14 @@ pub struct Model {
     pub locked_by: Option<String>,
     /// When that instance's claim ends; another may take the entry after it.
     pub locked_until: Option<DateTimeUtc>,
+    /// [`KIND_APP_METADATA`] or [`KIND_DELETE`].
+    pub kind: String,
 }
+
+/// An entry whose payload is an app_metadata patch.
+pub const KIND_APP_METADATA: &str = "app_metadata";
+/// An entry that deletes the user at Auth0 (its payload is `{}`).
+pub const KIND_DELETE: &str = "delete";
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

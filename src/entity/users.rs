@@ -18,6 +18,11 @@ pub struct Model {
     pub app_metadata: Json,
     /// When the row last matched the authority; `None` until it first did.
     pub synced_at: Option<DateTimeUtc>,
+    /// The identity provider's `updated_at` of the profile as last stored.
+    pub auth0_updated_at: Option<DateTimeUtc>,
+    /// When an earlier account with this id was deleted: tokens issued
+    /// at or before it are refused.
+    pub prior_deletion_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -155,6 +155,31 @@ impl MutationRoot {
         ))
     }
 
+    /// Deletes the signed-in user's account: their songs, playlists, plays,
+    /// preferences and profile, here and at the identity provider (Auth0
+    /// receives the deletion even if it is unreachable right now). Tokens
+    /// issued before the deletion stop working (`UNAUTHENTICATED`); signing
+    /// up again starts a new, empty account. Answers the deleted user's id.
+    async fn delete_me(&self, ctx: &Context<'_>) -> Result<ID> {
+        let user = current_user_id(ctx).await?;
+        services(ctx).profiles.delete_user(user).await?;
+        Ok(ID::from(user))
+    }
+
+    /// Admin: deletes a user's account as `deleteMe` does. Needs a token
+    /// whose `permissions` or `scope` grant `write:app_metadata`;
+    /// `FORBIDDEN` otherwise, `NOT_FOUND` for a user who never signed in.
+    /// Answers the deleted user's id.
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's id at the identity provider.")] user_id: ID,
+    ) -> Result<ID> {
+        require_admin(ctx)?;
+        services(ctx).profiles.delete_user(&user_id).await?;
+        Ok(user_id)
+    }
+
     /// Adds a song to the caller's library.
     async fn add_song(
         &self,

@@ -4,6 +4,7 @@
 
 mod apq;
 mod auth;
+mod auth0_hooks;
 mod csrf;
 mod graphiql;
 mod graphql;

@@ -122,6 +122,7 @@ struct VersionRow {
     own: Option<i64>,
     featured: Option<i64>,
     synced_at: Option<DateTime<Utc>>,
+    auth0_updated_at: Option<DateTime<Utc>>,
 }
 
 impl ResponseCache {
@@ -213,7 +214,7 @@ impl ResponseCache {
             etag,
         };
         if let Some(mirror) = &self.mirror
-            && !mirror.serves_row_as_is(principal, row.synced_at)
+            && !mirror.serves_row_as_is(principal, row.synced_at, row.auth0_updated_at)
         {
             // The refresh policy has work to do: let the query run it.
             return Lookup::Miss(pending);
@@ -257,10 +258,14 @@ impl ResponseCache {
         );
         let mut values = vec![user_id.into(), FEATURED_SCOPE.into()];
         if self.mirror.is_some() {
-            sql.push_str("(SELECT synced_at FROM users WHERE id = ?) AS synced_at");
+            sql.push_str(
+                "(SELECT synced_at FROM users WHERE id = ?) AS synced_at, \
+                 (SELECT auth0_updated_at FROM users WHERE id = ?) AS auth0_updated_at",
+            );
+            values.push(user_id.into());
             values.push(user_id.into());
         } else {
-            sql.push_str("NULL AS synced_at");
+            sql.push_str("NULL AS synced_at, NULL AS auth0_updated_at");
         }
         let row = VersionRow::find_by_statement(sql::stmt(backend, &sql, values))
             .one(&self.db)
@@ -269,6 +274,7 @@ impl ResponseCache {
             own: None,
             featured: None,
             synced_at: None,
+            auth0_updated_at: None,
         }))
     }
 

@@ -19,7 +19,7 @@ use tower_http::{
 
 use super::{
     auth::{InvalidToken, MaybePrincipal},
-    graphiql, graphql,
+    auth0_hooks, graphiql, graphql,
 };
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql::post))
         .merge(graphiql::routes())
+        .merge(auth0_hooks::routes(&state))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -240,7 +241,7 @@ async fn get_fav_genre(
             .into_response(),
         Err(e) => {
             let status = match &e {
-                AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                AppError::Unauthenticated | AppError::AccountDeleted => StatusCode::UNAUTHORIZED,
                 AppError::Forbidden(_) => StatusCode::FORBIDDEN,
                 AppError::NotFound(_) => StatusCode::NOT_FOUND,
                 AppError::BadInput(_) => StatusCode::BAD_REQUEST,

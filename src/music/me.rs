@@ -111,6 +111,8 @@ struct MeRow {
     user_metadata: serde_json::Value,
     app_metadata: serde_json::Value,
     synced_at: Option<DateTime<Utc>>,
+    auth0_updated_at: Option<DateTime<Utc>>,
+    prior_deletion_at: Option<DateTime<Utc>>,
     fav_genre: Option<String>,
     songs_json: Option<String>,
     song_count: Option<i64>,
@@ -412,6 +414,8 @@ impl MusicService {
             user_metadata: row.user_metadata,
             app_metadata: row.app_metadata,
             synced_at: row.synced_at,
+            auth0_updated_at: row.auth0_updated_at,
+            prior_deletion_at: row.prior_deletion_at,
             fav_genre: row.fav_genre,
         };
         Ok((Some(user), music))

@@ -12,9 +12,13 @@
 //! Auth0 accepted it. app_metadata (roles, plan) changes in the table at once
 //! and reaches Auth0 through the durable outbox.
 
+mod events;
+
+pub use events::{UserChange, parse_event_stream, parse_log_stream};
+
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    collections::HashMap,
+    sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
@@ -24,18 +28,20 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ProfileService, UserRecord, lock_user, metadata};
+use super::{
+    AcceptedMetadata, Authority, UserRecord, metadata,
+    rows::{self, IdentityProfile},
+};
 use crate::{
     auth::Principal,
     auth0::{Auth0Error, Auth0User, ManagementClient, Wait},
-    entity::{outbox, users},
+    entity::outbox,
     error::{AppError, AppResult},
     sql,
 };
@@ -62,16 +68,33 @@ type SharedRefresh = Shared<BoxFuture<'static, Result<(), Auth0Error>>>;
 
 /// The Auth0 side of the profile service.
 pub struct Auth0Mirror {
+    /// This mirror, for the tasks it spawns from a borrowed `&self`.
+    this: Weak<Auth0Mirror>,
     db: DatabaseConnection,
     client: Arc<ManagementClient>,
     ttl: Duration,
     inflight: Mutex<HashMap<String, (Wait, SharedRefresh)>>,
-    queued: Mutex<HashSet<String>>,
+    /// Users waiting in the refresh queue, with the time a sync must be
+    /// newer than (`None`: older than the TTL).
+    queued: Mutex<HashMap<String, Option<DateTime<Utc>>>>,
+    /// How long a deleted account's tombstone is kept.
+    tombstone_ttl: Duration,
     queue: mpsc::UnboundedSender<String>,
     outbox_wake: Notify,
     /// This process's name in the outbox's claims, for the operator.
     instance: String,
     outbox_lease: Duration,
+}
+
+/// What the refresh policy makes of a synced row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowState {
+    /// Served as it is.
+    AsIs,
+    /// The profile changed at Auth0 (or may have): refresh now.
+    Changed,
+    /// Older than the TTL: served, and refreshed behind it.
+    Stale,
 }
 
 /// The background work of the mirror, started by [`Auth0Mirror::spawn_workers`].
@@ -99,14 +122,17 @@ impl Auth0Mirror {
         client: Arc<ManagementClient>,
         ttl: Duration,
         outbox_lease: Duration,
+        tombstone_ttl: Duration,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (queue, rx) = mpsc::unbounded_channel();
-        let mirror = Arc::new(Self {
+        let mirror = Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             db,
             client,
             ttl,
             inflight: Mutex::new(HashMap::new()),
-            queued: Mutex::new(HashSet::new()),
+            queued: Mutex::new(HashMap::new()),
+            tombstone_ttl,
             queue,
             outbox_wake: Notify::new(),
             instance: format!(
@@ -130,6 +156,12 @@ impl Auth0Mirror {
         }
     }
 
+    fn me(&self) -> Arc<Self> {
+        self.this
+            .upgrade()
+            .expect("the mirror is alive while it is borrowed")
+    }
+
     /// The Management API client.
     pub fn client(&self) -> &ManagementClient {
         &self.client
@@ -150,60 +182,80 @@ impl Auth0Mirror {
             self.enqueue(user_id);
             return Ok(row);
         };
-        let new_login = principal
-            .issued_at
-            .is_some_and(|iat| iat > synced_at.timestamp());
-        if new_login {
-            let issued = principal
-                .issued_at
-                .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
-                .unwrap_or(synced_at);
-            return match self.refresh(user_id, Wait::No, issued).await {
-                Ok(()) => Ok(ProfileService::find(&self.db, user_id)
-                    .await?
-                    .unwrap_or(row)),
-                Err(_) => {
-                    self.enqueue(user_id);
-                    Ok(row)
+        match self.judge(principal, synced_at, row.auth0_updated_at) {
+            RowState::Changed => {
+                let issued = principal
+                    .issued_at
+                    .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
+                    .unwrap_or(synced_at);
+                match self.refresh(user_id, Wait::No, issued, false).await {
+                    Ok(()) => Ok(rows::find(&self.db, user_id).await?.unwrap_or(row)),
+                    Err(_) => {
+                        self.enqueue(user_id);
+                        Ok(row)
+                    }
                 }
-            };
+            }
+            RowState::Stale => {
+                // Stale while revalidate: serve the row, refresh behind it.
+                self.enqueue(user_id);
+                Ok(row)
+            }
+            RowState::AsIs => Ok(row),
+        }
+    }
+
+    /// What the refresh policy makes of a synced row for this caller.
+    fn judge(
+        &self,
+        principal: &Principal,
+        synced_at: DateTime<Utc>,
+        auth0_updated_at: Option<DateTime<Utc>>,
+    ) -> RowState {
+        // The post-login Action's claim says when the profile last changed
+        // at Auth0: refresh only when that is newer than what is stored.
+        // Without it, a token issued after the last sync may carry a change.
+        let changed = match principal.profile_updated_at {
+            Some(claimed) => auth0_updated_at.is_none_or(|stored| claimed > stored),
+            None => principal
+                .issued_at
+                .is_some_and(|iat| iat > synced_at.timestamp()),
+        };
+        if changed {
+            return RowState::Changed;
         }
         let age = (Utc::now() - synced_at).to_std().unwrap_or_default();
         if age > self.ttl {
-            // Stale while revalidate: serve the row, refresh behind it.
-            self.enqueue(user_id);
+            RowState::Stale
+        } else {
+            RowState::AsIs
         }
-        Ok(row)
     }
 
     /// Whether [`Self::user_for`] would serve the caller's row, synced at
-    /// `synced_at` (`None`: not synced, or no row), as it is: no refresh now
-    /// and none queued. Only then may a cached answer stand in for running
-    /// the query, so that a cache hit never skips a refresh the policy
-    /// asks for. Keep in step with `user_for`.
+    /// `synced_at` (`None`: not synced, or no row) with Auth0's
+    /// `auth0_updated_at`, as it is: no refresh now and none queued. Only
+    /// then may a cached answer stand in for running the query, so that a
+    /// cache hit never skips a refresh the policy asks for.
     pub fn serves_row_as_is(
         &self,
         principal: &Principal,
         synced_at: Option<DateTime<Utc>>,
+        auth0_updated_at: Option<DateTime<Utc>>,
     ) -> bool {
-        let Some(synced_at) = synced_at else {
-            return false;
-        };
-        let new_login = principal
-            .issued_at
-            .is_some_and(|iat| iat > synced_at.timestamp());
-        let age = (Utc::now() - synced_at).to_std().unwrap_or_default();
-        !new_login && age <= self.ttl
+        synced_at.is_some_and(|synced_at| {
+            self.judge(principal, synced_at, auth0_updated_at) == RowState::AsIs
+        })
     }
 
     async fn first_seen(self: &Arc<Self>, principal: &Principal) -> AppResult<UserRecord> {
         let user_id = principal.user_id.as_str();
         let synced = match self
-            .refresh(user_id, Wait::No, chrono::DateTime::<Utc>::MIN_UTC)
+            .refresh(user_id, Wait::No, chrono::DateTime::<Utc>::MIN_UTC, true)
             .await
         {
             Ok(()) => {
-                if let Some(row) = ProfileService::find(&self.db, user_id).await? {
+                if let Some(row) = rows::find(&self.db, user_id).await? {
                     return Ok(row);
                 }
                 None
@@ -217,27 +269,44 @@ impl Auth0Mirror {
                 None
             }
         };
-        ProfileService::insert_from_claims(&self.db, principal, synced).await
+        rows::insert_from_claims(&self.db, principal, synced).await
     }
 
     /// Asks the background worker to refresh `user_id` (once, however often asked).
     pub fn enqueue(&self, user_id: &str) {
-        if lock(&self.queued).insert(user_id.to_owned())
-            && self.queue.send(user_id.to_owned()).is_err()
-        {
-            lock(&self.queued).remove(user_id);
+        self.enqueue_after(user_id, None);
+    }
+
+    /// Asks the background worker to refresh `user_id` unless it was synced
+    /// after `changed_at` (`None`: unless synced within the TTL), once
+    /// however often asked.
+    pub fn enqueue_after(&self, user_id: &str, changed_at: Option<DateTime<Utc>>) {
+        let mut queued = lock(&self.queued);
+        match queued.get_mut(user_id) {
+            Some(waiting) => {
+                if changed_at > *waiting {
+                    *waiting = changed_at;
+                }
+            }
+            None => {
+                if self.queue.send(user_id.to_owned()).is_ok() {
+                    queued.insert(user_id.to_owned(), changed_at);
+                }
+            }
         }
     }
 
     /// Refreshes one user's row from Auth0, unless it was synced at or after
-    /// `fresh_after` by the time this instance may refresh it. Concurrent
-    /// calls in this process share one task, and instances share one
-    /// request through a claim in the database.
+    /// `fresh_after` by the time this instance may refresh it; `create`: also
+    /// when the row is missing (a first-seen user), otherwise a user deleted
+    /// meanwhile stays deleted. Concurrent calls in this process share one
+    /// task, and instances share one request through a claim in the database.
     pub async fn refresh(
         self: &Arc<Self>,
         user_id: &str,
         wait: Wait,
         fresh_after: DateTime<Utc>,
+        create: bool,
     ) -> Result<(), Auth0Error> {
         let shared = {
             let mut inflight = lock(&self.inflight);
@@ -250,7 +319,7 @@ impl Auth0Mirror {
                     let id = user_id.to_owned();
                     // Spawned, so the refresh completes even if the request is dropped.
                     let task = tokio::spawn(async move {
-                        let result = mirror.claimed_refresh(&id, wait, fresh_after).await;
+                        let result = mirror.claimed_refresh(&id, wait, fresh_after, create).await;
                         lock(&mirror.inflight).remove(&id);
                         result
                     });
@@ -276,6 +345,7 @@ impl Auth0Mirror {
         user_id: &str,
         wait: Wait,
         fresh_after: DateTime<Utc>,
+        create: bool,
     ) -> Result<(), Auth0Error> {
         let joined_by = Instant::now()
             + match wait {
@@ -299,7 +369,7 @@ impl Auth0Mirror {
                 }
             }
         }
-        let result = match self.synced_at(user_id).await {
+        let result = match rows::synced_at(&self.db, user_id).await {
             Ok(Some(synced)) if synced >= fresh_after => Ok(()),
             _ => {
                 // The claim's lease must outlast the call: wait for the
@@ -308,7 +378,7 @@ impl Auth0Mirror {
                     Wait::Yes => Wait::Once(Instant::now() + REFRESH_LEASE / 2),
                     other => other,
                 };
-                self.fetch_and_store(user_id, wait).await
+                self.fetch_and_store(user_id, wait, create).await
             }
         };
         self.release_refresh(user_id).await;
@@ -351,32 +421,22 @@ impl Auth0Mirror {
         }
     }
 
-    async fn synced_at(&self, user_id: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
-        Ok(users::Entity::find_by_id(user_id)
-            .select_only()
-            .column(users::Column::SyncedAt)
-            .into_tuple::<Option<DateTime<Utc>>>()
-            .one(&self.db)
-            .await?
-            .flatten())
-    }
-
-    async fn fetch_and_store(&self, user_id: &str, wait: Wait) -> Result<(), Auth0Error> {
+    async fn fetch_and_store(
+        &self,
+        user_id: &str,
+        wait: Wait,
+        create: bool,
+    ) -> Result<(), Auth0Error> {
         let fetched = self.client.get_user(user_id, wait).await;
         let stored = match fetched {
-            Ok(user) => self.store(&user).await,
+            Ok(user) => self.store(&user, create).await,
             Err(Auth0Error::NotFound) => {
                 tracing::warn!(
                     user_id,
                     "Auth0 does not know this user; keeping the row from the token"
                 );
-                let marked = users::Entity::update_many()
-                    .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
-                    .filter(users::Column::Id.eq(user_id))
-                    .exec(&self.db)
-                    .await;
-                if let Err(e) = marked {
-                    tracing::error!(user_id, error = %e, "cannot mark the row as synced");
+                if let Err(e) = rows::mark_synced(&self.db, user_id).await {
+                    tracing::error!(user_id, error = ?e, "cannot mark the row as synced");
                 }
                 return Err(Auth0Error::NotFound);
             }
@@ -392,50 +452,23 @@ impl Auth0Mirror {
     /// Writes Auth0's view of a user into the mirror, with the app_metadata
     /// changes still waiting in the outbox applied on top, so a refresh never
     /// undoes a change Auth0 has not received yet.
-    async fn store(&self, user: &Auth0User) -> AppResult<()> {
+    async fn store(&self, user: &Auth0User, create: bool) -> AppResult<()> {
         let txn = self.db.begin().await?;
-        lock_user(&txn, &user.user_id).await?;
-        let mut app_metadata = object(user.app_metadata.as_ref());
+        rows::lock_user(&txn, &user.user_id).await?;
+        let mut profile = user.profile();
         for pending in pending_outbox(&txn, &user.user_id).await? {
             if let Value::Object(patch) = pending.payload {
-                metadata::merge(&mut app_metadata, &patch);
+                metadata::merge(&mut profile.app_metadata, &patch);
             }
         }
-        let now = Utc::now();
-        let row = users::ActiveModel {
-            id: Set(user.user_id.clone()),
-            email: Set(user.email.clone()),
-            name: Set(user.name.clone()),
-            picture: Set(user.picture.clone()),
-            user_metadata: Set(Value::Object(object(user.user_metadata.as_ref()))),
-            app_metadata: Set(Value::Object(app_metadata)),
-            synced_at: Set(Some(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        users::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(users::Column::Id)
-                    .update_columns([
-                        users::Column::Email,
-                        users::Column::Name,
-                        users::Column::Picture,
-                        users::Column::UserMetadata,
-                        users::Column::AppMetadata,
-                        users::Column::SyncedAt,
-                        users::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+        rows::store_profile(&txn, &profile, create).await?;
         txn.commit().await?;
         Ok(())
     }
 
     /// Sends a user_metadata patch to Auth0, waiting for the budget and
     /// retrying; answers Auth0's view of the user after the change.
-    pub async fn patch_user_metadata(
+    async fn patch_user_metadata(
         &self,
         user_id: &str,
         patch: &Map<String, Value>,
@@ -464,27 +497,8 @@ impl Auth0Mirror {
         }
     }
 
-    /// Stores Auth0's answer to a user_metadata write in the mirror, inside
-    /// the caller's transaction.
-    pub async fn store_patched<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        user: &Auth0User,
-    ) -> AppResult<()> {
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::UserMetadata,
-                Value::Object(object(user.user_metadata.as_ref())).into(),
-            )
-            .col_expr(users::Column::SyncedAt, Some(Utc::now()).into())
-            .filter(users::Column::Id.eq(user.user_id.as_str()))
-            .exec(conn)
-            .await?;
-        Ok(())
-    }
-
     /// Records an app_metadata patch for Auth0, in the caller's transaction.
-    pub async fn enqueue_app_metadata<C: ConnectionTrait>(
+    async fn enqueue_app_metadata<C: ConnectionTrait>(
         &self,
         conn: &C,
         user_id: &str,
@@ -494,6 +508,7 @@ impl Auth0Mirror {
         outbox::Entity::insert(outbox::ActiveModel {
             user_id: Set(user_id.to_owned()),
             payload: Set(Value::Object(patch)),
+            kind: Set(outbox::KIND_APP_METADATA.to_owned()),
             attempts: Set(0),
             next_attempt_at: Set(now),
             last_error: Set(None),
@@ -513,16 +528,19 @@ impl Auth0Mirror {
 
     async fn run_refresh_queue(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<String>) {
         while let Some(user_id) = queue.recv().await {
-            lock(&self.queued).remove(&user_id);
-            // A row synced within the TTL needs nothing: another instance
-            // refreshed it since it was queued here.
-            let fresh_after = Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default();
-            match self.refresh(&user_id, Wait::Yes, fresh_after).await {
+            let changed_at = lock(&self.queued).remove(&user_id).flatten();
+            // A row synced within the TTL (or after the change Auth0 told
+            // of) needs nothing: another instance refreshed it since it was
+            // queued here.
+            let fresh_after = changed_at.unwrap_or_else(|| {
+                Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or_default()
+            });
+            match self.refresh(&user_id, Wait::Yes, fresh_after, false).await {
                 Ok(()) | Err(Auth0Error::NotFound) => {}
                 Err(e) => {
                     tracing::warn!(user_id, error = %e, "background refresh failed; will retry");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    self.enqueue(&user_id);
+                    self.enqueue_after(&user_id, changed_at);
                 }
             }
         }
@@ -573,7 +591,7 @@ impl Auth0Mirror {
                  AND NOT EXISTS (SELECT 1 FROM outbox p \
                    WHERE p.user_id = o.user_id AND p.failed_at IS NULL AND p.id < o.id) \
                ORDER BY o.id LIMIT 1 {skip_locked}) \
-             RETURNING id, user_id, payload, attempts"
+             RETURNING id, user_id, payload, attempts, kind"
         );
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.outbox_lease).unwrap_or_default();
@@ -595,14 +613,21 @@ impl Auth0Mirror {
         let Some(entry) = self.claim_outbox().await? else {
             return Ok(Some(OUTBOX_POLL));
         };
-        let body = json!({ "app_metadata": entry.payload });
         // Wait for the budget for half the lease at most, so the call is
         // over well before another instance could take the entry over.
         let deadline = Instant::now() + self.outbox_lease / 2;
-        let result = self
-            .client
-            .patch_user(&entry.user_id, &body, Wait::Once(deadline))
-            .await;
+        let result = if entry.kind == outbox::KIND_DELETE {
+            self.client
+                .delete_user(&entry.user_id, Wait::Once(deadline))
+                .await
+                .map(|()| None)
+        } else {
+            let body = json!({ "app_metadata": entry.payload });
+            self.client
+                .patch_user(&entry.user_id, &body, Wait::Once(deadline))
+                .await
+                .map(Some)
+        };
         let release = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedBy, Option::<String>::None.into())
             .col_expr(
@@ -611,18 +636,26 @@ impl Auth0Mirror {
             )
             .filter(outbox::Column::Id.eq(entry.id));
         match result {
-            Ok(_) => {
+            Ok(answered) => {
                 outbox::Entity::delete_by_id(entry.id)
                     .exec(&self.db)
                     .await?;
-                tracing::info!(user_id = %entry.user_id, id = entry.id, "app_metadata change applied at Auth0");
+                // Auth0 answered the whole profile as it now is, with its
+                // new updated_at: storing it spares the refresh the next
+                // token's updated_at claim would otherwise cause.
+                if let Some(user) = answered
+                    && let Err(e) = self.store(&user, false).await
+                {
+                    tracing::warn!(user_id = %entry.user_id, error = ?e, "cannot store the profile Auth0 answered");
+                }
+                tracing::info!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, "outbox change applied at Auth0");
             }
             Err(Auth0Error::BudgetSpent) => {
                 // Not sent: hand the entry back as it was.
                 release.exec(&self.db).await?;
             }
             Err(e @ (Auth0Error::Refused(_) | Auth0Error::NotFound)) => {
-                tracing::error!(user_id = %entry.user_id, id = entry.id, error = %e, "Auth0 refused an app_metadata change for good; kept in the outbox as failed");
+                tracing::error!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, error = %e, "Auth0 refused an outbox change for good; kept in the outbox as failed");
                 release
                     .col_expr(outbox::Column::FailedAt, Some(Utc::now()).into())
                     .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
@@ -633,7 +666,7 @@ impl Auth0Mirror {
                 let attempts = entry.attempts.saturating_add(1);
                 let backoff = Duration::from_secs(1u64 << attempts.clamp(0, 6) as u32)
                     .min(MAX_OUTBOX_BACKOFF);
-                tracing::warn!(user_id = %entry.user_id, id = entry.id, attempts, error = %e, "app_metadata change not applied yet; will retry");
+                tracing::warn!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, attempts, error = %e, "outbox change not applied yet; will retry");
                 release
                     .col_expr(outbox::Column::Attempts, attempts.into())
                     .col_expr(
@@ -650,6 +683,87 @@ impl Auth0Mirror {
     }
 }
 
+#[async_trait::async_trait]
+impl Authority for Auth0Mirror {
+    async fn settle(
+        &self,
+        principal: &Principal,
+        row: Option<UserRecord>,
+    ) -> AppResult<UserRecord> {
+        self.me().user_for(principal, row).await
+    }
+
+    async fn accept_user_metadata(
+        &self,
+        user_id: &str,
+        patch: &Map<String, Value>,
+    ) -> AppResult<Option<AcceptedMetadata>> {
+        let current = rows::find(&self.db, user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("user", user_id))?;
+        let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
+        metadata::merge(&mut user_metadata, patch);
+        metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
+        let user = self.patch_user_metadata(user_id, patch).await?;
+        Ok(Some(AcceptedMetadata {
+            user_metadata: object(user.user_metadata.as_ref()),
+            updated_at: user.updated_at(),
+        }))
+    }
+
+    async fn record_app_metadata(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: &str,
+        patch: Map<String, Value>,
+    ) -> AppResult<()> {
+        self.enqueue_app_metadata(txn, user_id, patch).await
+    }
+
+    async fn record_deletion(&self, txn: &DatabaseTransaction, user_id: &str) -> AppResult<()> {
+        // Patches for an account about to go would only fail with a 404.
+        outbox::Entity::delete_many()
+            .filter(outbox::Column::UserId.eq(user_id))
+            .filter(outbox::Column::Kind.eq(outbox::KIND_APP_METADATA))
+            .exec(txn)
+            .await?;
+        let now = Utc::now();
+        outbox::Entity::insert(outbox::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            payload: Set(Value::Object(Map::new())),
+            kind: Set(outbox::KIND_DELETE.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(None),
+            failed_at: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
+    }
+
+    fn committed(&self) {
+        self.wake_outbox();
+    }
+}
+
+impl Auth0User {
+    /// The profile to store in the mirror.
+    fn profile(&self) -> IdentityProfile {
+        IdentityProfile {
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            picture: self.picture.clone(),
+            user_metadata: object(self.user_metadata.as_ref()),
+            app_metadata: object(self.app_metadata.as_ref()),
+            updated_at: self.updated_at(),
+        }
+    }
+}
+
 /// An outbox entry this instance claimed.
 #[derive(Debug, FromQueryResult)]
 struct ClaimedEntry {
@@ -657,6 +771,7 @@ struct ClaimedEntry {
     user_id: String,
     payload: Value,
     attempts: i32,
+    kind: String,
 }
 
 async fn pending_outbox<C: ConnectionTrait>(
@@ -665,6 +780,7 @@ async fn pending_outbox<C: ConnectionTrait>(
 ) -> AppResult<Vec<outbox::Model>> {
     Ok(outbox::Entity::find()
         .filter(outbox::Column::UserId.eq(user_id))
+        .filter(outbox::Column::Kind.eq(outbox::KIND_APP_METADATA))
         .filter(outbox::Column::FailedAt.is_null())
         .order_by_asc(outbox::Column::Id)
         .all(conn)

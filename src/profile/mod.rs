@@ -1,31 +1,42 @@
-//! The users mirror: reading a user's profile, writing what the user may
+//! Identity profiles: reading a user's profile, writing what the user may
 //! change (user_metadata) and what only the server and admins may change
 //! (app_metadata: roles and plan).
 //!
-//! In the `local` identity mode the table is the authority. The identity
-//! provider's side of every write is kept in this module, so the Auth0 mode
-//! changes this module and not the resolvers.
+//! Three parts, each calling only downwards:
+//!
+//! - [`rows`]: the users mirror's rows, the one place that reads and writes them;
+//! - [`Authority`]: who is in charge of the profile, with two implementations
+//!   over those rows: [`LocalAuthority`] (the table is the authority) and
+//!   [`Auth0Mirror`] (Auth0 is, the table is its cache);
+//! - [`ProfileService`]: the rules (the user's own changes, the admin
+//!   changes, the plays rule), over the rows and one authority.
+//!
+//! Neither authority calls the service or the other authority.
 
 mod auth0;
+mod local;
 pub mod metadata;
+pub mod rows;
 
-pub use auth0::{Auth0Mirror, Workers};
+pub use auth0::{Auth0Mirror, UserChange, Workers, parse_event_stream, parse_log_stream};
+pub use local::LocalAuthority;
+pub use rows::{IdentityProfile, lock_user};
+pub(crate) use rows::{USER_COLUMNS, USER_SOURCE};
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, EntityTrait, FromQueryResult,
+    TransactionTrait, sea_query::OnConflict,
 };
 use serde_json::{Map, Value};
 
 use crate::{
     auth::Principal,
-    entity::{user_data, users},
+    entity::user_data,
     error::{AppError, AppResult},
-    sql,
 };
 
 /// The role granted by the plays rule.
@@ -78,15 +89,19 @@ pub struct UserRecord {
     pub user_metadata: Value,
     pub app_metadata: Value,
     pub synced_at: Option<DateTime<Utc>>,
+    /// The identity provider's `updated_at` of the profile as last stored.
+    pub auth0_updated_at: Option<DateTime<Utc>>,
+    /// When an earlier account with this id was deleted.
+    pub prior_deletion_at: Option<DateTime<Utc>>,
     pub fav_genre: Option<String>,
 }
 
 impl UserRecord {
-    fn user_meta(&self) -> Option<&Map<String, Value>> {
+    pub(crate) fn user_meta(&self) -> Option<&Map<String, Value>> {
         self.user_metadata.as_object()
     }
 
-    fn app_meta(&self) -> Option<&Map<String, Value>> {
+    pub(crate) fn app_meta(&self) -> Option<&Map<String, Value>> {
         self.app_metadata.as_object()
     }
 
@@ -154,47 +169,103 @@ pub struct MeUpdate {
     pub fav_genre: Option<Option<String>>,
 }
 
+/// What the authority accepted of a user_metadata change: the user_metadata
+/// to store, as the authority now holds it.
+#[derive(Debug, Clone)]
+pub struct AcceptedMetadata {
+    pub user_metadata: Map<String, Value>,
+    /// The profile's `updated_at` at the authority after the change.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Who is in charge of identity profiles. The service applies its rules to
+/// the rows and asks the authority only what depends on it: how a caller's
+/// row comes to be, whether a user_metadata change is accepted, and what a
+/// committed app_metadata change must still reach.
+#[async_trait::async_trait]
+pub trait Authority: Send + Sync {
+    /// The caller's record from `row`, their row as just read (`None`: not
+    /// in the database yet): created when missing, refreshed when the
+    /// authority's policy says so.
+    async fn settle(&self, principal: &Principal, row: Option<UserRecord>)
+    -> AppResult<UserRecord>;
+
+    /// Offers a user_metadata patch (Auth0's merge semantics) before the
+    /// database changes. `None`: the table is the authority, the service
+    /// merges the patch into the row itself.
+    async fn accept_user_metadata(
+        &self,
+        user_id: &str,
+        patch: &Map<String, Value>,
+    ) -> AppResult<Option<AcceptedMetadata>>;
+
+    /// Records, in the caller's transaction, an app_metadata patch (top-level
+    /// keys with absolute values) that the authority must still receive.
+    async fn record_app_metadata(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: &str,
+        patch: Map<String, Value>,
+    ) -> AppResult<()>;
+
+    /// Records, in the caller's transaction that deletes the user's rows,
+    /// that the account must go at the authority too; changes still waiting
+    /// for it are moot.
+    async fn record_deletion(&self, txn: &DatabaseTransaction, user_id: &str) -> AppResult<()>;
+
+    /// Called after a commit that may have recorded changes.
+    fn committed(&self);
+}
+
+/// How long tombstones are kept by default: Auth0's default access-token
+/// lifetime (24 hours) and an hour of margin.
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(25 * 3600);
+
+/// Whether `principal`'s token was issued at or before `at` (a token
+/// without `iat` could be from any time).
+fn issued_at_or_before(principal: &Principal, at: DateTime<Utc>) -> bool {
+    principal.issued_at.is_none_or(|iat| iat <= at.timestamp())
+}
+
 /// Reads and writes profiles.
 #[derive(Clone)]
 pub struct ProfileService {
     db: DatabaseConnection,
     editor_threshold: i64,
-    /// The Auth0 side, in the auth0 identity mode; `None`: the table is the authority.
+    authority: Arc<dyn Authority>,
+    /// How long a deleted account's tombstone is kept.
+    tombstone_ttl: Duration,
+    /// The Auth0 authority itself, in the auth0 identity mode, for what only
+    /// it offers (its Management API client, its webhooks).
     auth0: Option<Arc<Auth0Mirror>>,
 }
 
-/// The columns of a [`UserRecord`], as every statement that reads one selects them.
-macro_rules! user_columns {
-    () => {
-        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, d.fav_genre"
-    };
-}
-
-/// Where those columns come from, for the user id bound last.
-macro_rules! user_source {
-    () => {
-        " FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ?"
-    };
-}
-
-/// The columns of a [`UserRecord`] (`me`'s read-ahead selects them too).
-pub(crate) const USER_COLUMNS: &str = user_columns!();
-/// Their tables, filtered by a bound user id.
-pub(crate) const USER_SOURCE: &str = user_source!();
-const SELECT_USER: &str = concat!("SELECT ", user_columns!(), user_source!());
-
 impl ProfileService {
-    /// A service over `db`, granting `playlist_editor` at `editor_threshold` plays.
+    /// A service over `db`, granting `playlist_editor` at `editor_threshold`
+    /// plays; `auth0`: Auth0 is the authority, `None`: the table is.
     pub fn new(
         db: DatabaseConnection,
         editor_threshold: i64,
         auth0: Option<Arc<Auth0Mirror>>,
     ) -> Self {
+        let authority: Arc<dyn Authority> = match &auth0 {
+            Some(mirror) => mirror.clone(),
+            None => Arc::new(LocalAuthority::new(db.clone())),
+        };
         Self {
             db,
             editor_threshold,
+            authority,
+            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             auth0,
         }
+    }
+
+    /// Keeps deleted accounts' tombstones for `ttl`: at least the lifetime
+    /// of the longest-lived access token.
+    pub fn with_tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
     }
 
     /// The threshold of total plays for `playlist_editor`.
@@ -203,88 +274,82 @@ impl ProfileService {
     }
 
     /// Reads one user's record, if the user has been seen.
-    pub async fn find<C: ConnectionTrait>(
+    pub async fn find<C: sea_orm::ConnectionTrait>(
         conn: &C,
         user_id: &str,
     ) -> AppResult<Option<UserRecord>> {
-        let stmt = sql::stmt(
-            conn.get_database_backend(),
-            SELECT_USER,
-            vec![user_id.into()],
-        );
-        Ok(UserRecord::find_by_statement(stmt).one(conn).await?)
+        rows::find(conn, user_id).await
     }
 
-    /// The caller's record: in local mode created from the token's claims on
-    /// first sight; in auth0 mode under the mirror's refresh policy.
+    /// The caller's record: created on first sight, and kept up to date
+    /// under the authority's policy.
     pub async fn get_or_create(&self, principal: &Principal) -> AppResult<UserRecord> {
-        let row = Self::find(&self.db, &principal.user_id).await?;
+        let row = rows::find(&self.db, &principal.user_id).await?;
         self.settle(principal, row).await
     }
 
     /// The caller's record from `row`, the user's row as just read (by
-    /// [`Self::find`] or a statement that also read other data): created
-    /// when missing, and in auth0 mode refreshed under the mirror's policy.
+    /// [`Self::find`] or a statement that also read other data). A token
+    /// issued at or before the deletion of the account it names is refused
+    /// (`UNAUTHENTICATED`); a later one (a new signup with the same id)
+    /// starts a new, empty account.
     pub async fn settle(
         &self,
         principal: &Principal,
         row: Option<UserRecord>,
     ) -> AppResult<UserRecord> {
-        if let Some(mirror) = &self.auth0 {
-            return mirror.user_for(principal, row).await;
+        if let Some(user) = row {
+            if user
+                .prior_deletion_at
+                .is_some_and(|at| issued_at_or_before(principal, at))
+            {
+                return Err(AppError::AccountDeleted);
+            }
+            return self.authority.settle(principal, Some(user)).await;
         }
-        match row {
-            Some(user) => Ok(user),
-            None => Self::insert_from_claims(&self.db, principal, Some(Utc::now())).await,
+        let tombstone = rows::tombstone(&self.db, &principal.user_id).await?;
+        if let Some(at) = tombstone
+            && issued_at_or_before(principal, at)
+        {
+            return Err(AppError::AccountDeleted);
         }
+        let mut user = self.authority.settle(principal, None).await?;
+        if let Some(at) = tombstone {
+            rows::adopt_tombstone(&self.db, &user.id, at).await?;
+            user.prior_deletion_at = Some(at);
+            tracing::info!(user_id = %user.id, "a new account took over a deleted one's id");
+        }
+        Ok(user)
     }
 
-    /// Creates a user's row from the token's claims (roles from the roles
-    /// claim); `synced_at` `None` marks it as not yet synced.
-    async fn insert_from_claims(
-        db: &DatabaseConnection,
-        principal: &Principal,
-        synced_at: Option<DateTime<Utc>>,
-    ) -> AppResult<UserRecord> {
-        let now = Utc::now();
-        let mut app_metadata = Map::new();
-        if let Some(roles) = &principal.claimed_roles {
-            app_metadata.insert("roles".into(), roles.clone().into());
+    /// Deletes a user's account: their songs, playlists, plays,
+    /// preferences and profile row, in one transaction, and (when the table
+    /// is not the authority) the account at the authority, durably: once
+    /// this returns, the deletion reaches the authority even across a crash.
+    pub async fn delete_user(&self, user_id: &str) -> AppResult<()> {
+        let txn = self.db.begin().await?;
+        if !rows::lock_user(&txn, user_id).await? {
+            return Err(AppError::NotFound(format!(
+                "no user with id {user_id} has signed in yet"
+            )));
         }
-        let row = users::ActiveModel {
-            id: Set(principal.user_id.clone()),
-            email: Set(principal.email.clone()),
-            name: Set(principal.name.clone()),
-            picture: Set(principal.picture.clone()),
-            user_metadata: Set(Value::Object(Map::new())),
-            app_metadata: Set(Value::Object(app_metadata)),
-            synced_at: Set(synced_at),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        // Two first requests of one user may race; both then read the winner's row.
-        users::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(users::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
-        tracing::info!(user_id = %principal.user_id, "first request of a new user");
-        Self::find(db, &principal.user_id)
-            .await?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("user row vanished after insert")))
+        rows::delete_user(&txn, user_id, Utc::now(), self.tombstone_ttl).await?;
+        self.authority.record_deletion(&txn, user_id).await?;
+        txn.commit().await?;
+        self.authority.committed();
+        tracing::info!(user_id, "account deleted");
+        Ok(())
     }
 
     /// Applies the user's own changes: display name and preferences to
     /// user_metadata (Auth0's merge rules), favourite genre to the music
     /// database, all or nothing.
     ///
-    /// In auth0 mode the user_metadata patch goes to Auth0 first, and the
-    /// database changes only once Auth0 accepted it; when Auth0 refuses or
-    /// cannot be reached, nothing changes anywhere. The transaction is opened
-    /// after Auth0 answered, so no database lock is held across the call.
+    /// When the table is not the authority, the user_metadata patch goes to
+    /// the authority first, and the database changes only once it accepted
+    /// it; when it refuses or cannot be reached, nothing changes anywhere.
+    /// The transaction is opened after the authority answered, so no
+    /// database lock is held across the call.
     pub async fn update_me(&self, user_id: &str, update: MeUpdate) -> AppResult<UserRecord> {
         let mut patch = update.preferences.unwrap_or_default();
         if let Some(display_name) = update.display_name {
@@ -293,38 +358,29 @@ impl ProfileService {
                 display_name.map(Value::String).unwrap_or(Value::Null),
             );
         }
-        let mut accepted = None;
-        if let Some(mirror) = &self.auth0
-            && !patch.is_empty()
-        {
-            let current = Self::find(&self.db, user_id)
-                .await?
-                .ok_or_else(|| AppError::not_found("user", user_id))?;
-            let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
-            metadata::merge(&mut user_metadata, &patch);
-            metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
-            accepted = Some(mirror.patch_user_metadata(user_id, &patch).await?);
-        }
+        let accepted = if patch.is_empty() {
+            None
+        } else {
+            self.authority.accept_user_metadata(user_id, &patch).await?
+        };
         let txn = self.db.begin().await?;
-        lock_user(&txn, user_id).await?;
-        let current = Self::find(&txn, user_id)
+        rows::lock_user(&txn, user_id).await?;
+        let current = rows::find(&txn, user_id)
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
-        if let (Some(mirror), Some(user)) = (&self.auth0, &accepted) {
-            mirror.store_patched(&txn, user).await?;
+        if let Some(accepted) = accepted {
+            rows::write_user_metadata(
+                &txn,
+                user_id,
+                accepted.user_metadata,
+                Some(accepted.updated_at),
+            )
+            .await?;
         } else if !patch.is_empty() {
             let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
             metadata::merge(&mut user_metadata, &patch);
             metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
-            users::Entity::update_many()
-                .col_expr(
-                    users::Column::UserMetadata,
-                    Value::Object(user_metadata).into(),
-                )
-                .col_expr(users::Column::UpdatedAt, Utc::now().into())
-                .filter(users::Column::Id.eq(user_id))
-                .exec(&txn)
-                .await?;
+            rows::write_user_metadata(&txn, user_id, user_metadata, None).await?;
         }
         if let Some(fav_genre) = update.fav_genre {
             let row = user_data::ActiveModel {
@@ -341,7 +397,7 @@ impl ProfileService {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        let updated = Self::find(&txn, user_id)
+        let updated = rows::find(&txn, user_id)
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         txn.commit().await?;
@@ -368,12 +424,12 @@ impl ProfileService {
         patch: Map<String, Value>,
     ) -> AppResult<UserRecord> {
         let txn = self.db.begin().await?;
-        if !lock_user(&txn, user_id).await? {
+        if !rows::lock_user(&txn, user_id).await? {
             return Err(AppError::NotFound(format!(
                 "no user with id {user_id} has signed in yet"
             )));
         }
-        let current = Self::find(&txn, user_id)
+        let current = rows::find(&txn, user_id)
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         let mut app_metadata = current.app_meta().cloned().unwrap_or_default();
@@ -381,24 +437,24 @@ impl ProfileService {
         metadata::check_size(current.user_meta().unwrap_or(&Map::new()), &app_metadata)?;
         self.write_app_metadata(&txn, user_id, app_metadata, patch)
             .await?;
-        let updated = Self::find(&txn, user_id)
+        let updated = rows::find(&txn, user_id)
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         txn.commit().await?;
-        self.wake_outbox();
+        self.authority.committed();
         Ok(updated)
     }
 
     /// The plays rule: `playlist_editor` is held exactly when the user's
     /// playlists have `editor_threshold` plays or more. Only that role is
     /// touched. Runs inside the caller's transaction, after [`lock_user`].
-    pub async fn apply_editor_rule<C: ConnectionTrait>(
+    pub async fn apply_editor_rule(
         &self,
-        conn: &C,
+        txn: &DatabaseTransaction,
         user_id: &str,
         total_plays: i64,
     ) -> AppResult<()> {
-        let Some(current) = Self::find(conn, user_id).await? else {
+        let Some(current) = rows::find(txn, user_id).await? else {
             return Ok(());
         };
         let should_hold = total_plays >= self.editor_threshold;
@@ -421,40 +477,29 @@ impl ProfileService {
             granted = should_hold,
             "playlist_editor rule applied"
         );
-        self.write_app_metadata(conn, user_id, app_metadata, patch)
+        self.write_app_metadata(txn, user_id, app_metadata, patch)
             .await
     }
 
-    /// Writes the mirror's app_metadata and, in auth0 mode, records `patch`
-    /// (top-level keys with absolute values) in the outbox, in the caller's
-    /// transaction: both or neither.
-    async fn write_app_metadata<C: ConnectionTrait>(
+    /// Writes the mirror's app_metadata and records `patch` for the
+    /// authority, in the caller's transaction: both or neither.
+    async fn write_app_metadata(
         &self,
-        conn: &C,
+        txn: &DatabaseTransaction,
         user_id: &str,
         app_metadata: Map<String, Value>,
         patch: Map<String, Value>,
     ) -> AppResult<()> {
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::AppMetadata,
-                Value::Object(app_metadata).into(),
-            )
-            .col_expr(users::Column::UpdatedAt, Utc::now().into())
-            .filter(users::Column::Id.eq(user_id))
-            .exec(conn)
-            .await?;
-        if let Some(mirror) = &self.auth0 {
-            mirror.enqueue_app_metadata(conn, user_id, patch).await?;
-        }
-        Ok(())
+        rows::write_app_metadata(txn, user_id, app_metadata).await?;
+        self.authority
+            .record_app_metadata(txn, user_id, patch)
+            .await
     }
 
-    /// Wakes the outbox worker after a commit that may have added entries.
+    /// Tells the authority that a transaction which may have recorded
+    /// changes was committed.
     pub fn wake_outbox(&self) {
-        if let Some(mirror) = &self.auth0 {
-            mirror.wake_outbox();
-        }
+        self.authority.committed();
     }
 
     /// The Auth0 side, in the auth0 identity mode.
@@ -462,21 +507,6 @@ impl ProfileService {
         self.auth0.as_ref()
     }
 }
-
-/// Serializes writers of one user: the first statement of every write
-/// transaction touches the user's row, which takes its row lock on PostgreSQL
-/// and the write lock on SQLite, so read-modify-write of metadata and the
-/// plays rule never interleave. Returns whether the user exists.
-pub async fn lock_user<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<bool> {
-    let result = users::Entity::update_many()
-        .col_expr(users::Column::UpdatedAt, Utc::now().into())
-        .filter(users::Column::Id.eq(user_id))
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected > 0)
-}
-
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 #[cfg(test)]
 mod tests {
@@ -493,6 +523,8 @@ mod tests {
             user_metadata,
             app_metadata,
             synced_at: None,
+            auth0_updated_at: None,
+            prior_deletion_at: None,
             fav_genre: None,
         }
     }

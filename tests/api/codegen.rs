@@ -290,6 +290,11 @@ pub async fn scenario(app: &TestApp, body: impl Fn(&Persisted, Value) -> Value) 
     let deleted = run(&alice, "DeletePlaylist", json!({"id": playlist})).await;
     assert_eq!(deleted["deletePlaylist"], playlist.as_str());
 
+    let gone = run(&admin, "DeleteUser", json!({"userId": BOB})).await;
+    assert_eq!(gone["deleteUser"], BOB);
+    let gone = run(&alice, "DeleteMe", json!({})).await;
+    assert_eq!(gone["deleteMe"], ALICE);
+
     let skipped: Vec<_> = documents
         .keys()
         .filter(|name| !ran.contains(*name))

@@ -3,8 +3,15 @@
 //!
 //! - `GET /.well-known/jwks.json`, the signing keys (with rotation);
 //! - `POST /oauth/token`, the client credentials grant for the Management API;
-//! - `GET` and `PATCH /api/v2/users/{id}`, with Auth0's field selection, its
-//!   metadata merge rules and its validation errors;
+//! - `GET`, `PATCH` and `DELETE /api/v2/users/{id}`, with Auth0's field
+//!   selection, its metadata merge rules, its validation errors, and a new
+//!   `updated_at` on every change of a profile;
+//! - Event Streams and Log Streams: every change of a profile is recorded
+//!   as a CloudEvent (`user.created`, `user.updated`, `user.deleted`, see
+//!   [`FakeAuth0::events`]) and as a log entry (`sapi`, `sdu`, and `s` for
+//!   [`FakeAuth0::log_login`], see [`FakeAuth0::log_entries`]), which a test
+//!   delivers to the gateway with [`FakeAuth0::deliver`], in any order and
+//!   as often as it likes, as Auth0 may;
 //! - Auth0's failures: 401 for missing or unknown tokens, a global token
 //!   bucket answering 429 with the `x-ratelimit-*` headers, injected 5xx
 //!   answers, latency, and connections closed without an answer.
@@ -78,7 +85,8 @@ use tokio::{
 };
 
 /// Scopes granted to every Management API token.
-pub const MANAGEMENT_SCOPES: &str = "read:users update:users update:users_app_metadata";
+pub const MANAGEMENT_SCOPES: &str =
+    "read:users update:users update:users_app_metadata delete:users";
 
 /// Lifetime of the end-user tokens made by [`FakeAuth0::mint`], in seconds.
 pub const USER_TOKEN_TTL_SECS: i64 = 3600;
@@ -178,6 +186,8 @@ pub struct Calls {
     pub get_user: u64,
     /// `PATCH /api/v2/users/{id}` requests that were served (200, 400 or 404).
     pub patch_user: u64,
+    /// `DELETE /api/v2/users/{id}` requests that were served (204 or 404).
+    pub delete_user: u64,
     /// `/api/v2` requests answered 429 by the rate limit.
     pub rate_limited: u64,
     /// `/api/v2` requests answered 401 (missing, unknown or expired token).
@@ -190,10 +200,10 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// Management API requests that were served: `get_user + patch_user`
-    /// (429s are in `rate_limited`, not here).
+    /// Management API requests that were served: `get_user + patch_user +
+    /// delete_user` (429s are in `rate_limited`, not here).
     pub fn management(&self) -> u64 {
-        self.get_user + self.patch_user
+        self.get_user + self.patch_user + self.delete_user
     }
 }
 
@@ -233,9 +243,14 @@ impl FakeAuth0 {
             bucket: Mutex::new(Bucket::new(options.rate_per_second, options.burst)),
             calls: Mutex::new(Calls::default()),
             log: Mutex::new(Vec::new()),
+            missing_delete_status: Mutex::new(StatusCode::NO_CONTENT),
+            stream: Mutex::new(Stream::default()),
         });
         let api = Router::new()
-            .route("/users/{id}", get(get_user).patch(patch_user))
+            .route(
+                "/users/{id}",
+                get(get_user).patch(patch_user).delete(delete_user),
+            )
             .fallback(api_not_found)
             .layer(middleware::from_fn_with_state(inner.clone(), api_gate));
         let router = Router::new()
@@ -303,6 +318,19 @@ impl FakeAuth0 {
         self.mint_with_ttl(sub, USER_TOKEN_TTL_SECS, extra)
     }
 
+    /// An access token as the shipped post-login Action makes it: the
+    /// stored profile's `updated_at` under `claim`, then the members of
+    /// `extra`. Panics when the user is unknown.
+    pub fn mint_after_login(&self, sub: &str, claim: &str, extra: Value) -> String {
+        let updated_at = self.user(sub).expect("a stored user")["updated_at"].clone();
+        let mut claims = Map::new();
+        claims.insert(claim.into(), updated_at);
+        if let Value::Object(extra) = extra {
+            claims.extend(extra);
+        }
+        self.mint(sub, Value::Object(claims))
+    }
+
     /// Like [`FakeAuth0::mint`], expiring `ttl_secs` from now (negative: already expired).
     pub fn mint_with_ttl(&self, sub: &str, ttl_secs: i64, extra: Value) -> String {
         let now = unix_now() as i64;
@@ -360,6 +388,7 @@ impl FakeAuth0 {
             .expect("put_user: the user needs a string user_id")
             .to_owned();
         let now = iso_now();
+        let existed = self.inner.users.lock().unwrap().contains_key(&id);
         for (field, default) in [
             ("user_metadata", json!({})),
             ("app_metadata", json!({})),
@@ -368,11 +397,67 @@ impl FakeAuth0 {
         ] {
             user.entry(field).or_insert(default);
         }
-        self.inner
-            .users
-            .lock()
-            .unwrap()
-            .insert(id, Value::Object(user));
+        let user = Value::Object(user);
+        let kind = if existed {
+            "user.updated"
+        } else {
+            "user.created"
+        };
+        self.inner.record_event(kind, &user);
+        self.inner.record_log("sapi", &id, None);
+        self.inner.users.lock().unwrap().insert(id, user);
+    }
+
+    /// Every Event Streams CloudEvent so far, oldest first: one per change
+    /// of a profile (`put_user`, `PATCH`, `DELETE`, `remove_user`).
+    pub fn events(&self) -> Vec<Value> {
+        self.inner.stream.lock().unwrap().events.clone()
+    }
+
+    /// Every Log Streams entry so far, oldest first: `sapi` for a write
+    /// through the Management API (`client_id` set when it came through one
+    /// of this tenant's tokens), `sdu` for a deletion, `s` for
+    /// [`FakeAuth0::log_login`].
+    pub fn log_entries(&self) -> Vec<Value> {
+        self.inner.stream.lock().unwrap().logs.clone()
+    }
+
+    /// Records a successful login (`s`) of `user_id` in the log.
+    pub fn log_login(&self, user_id: &str) {
+        self.inner.record_log("s", user_id, None);
+    }
+
+    /// Posts `body` (a delivery: one event, or an array) to `url` with
+    /// `Authorization: Bearer {token}`, as a stream's webhook does; answers
+    /// the status.
+    pub async fn deliver(&self, url: &str, token: &str, body: &Value) -> u16 {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("webhook delivery")
+            .status()
+            .as_u16()
+    }
+
+    /// Removes a user, as a deletion in the Auth0 Dashboard does; answers
+    /// whether it existed.
+    pub fn remove_user(&self, id: &str) -> bool {
+        let removed = self.inner.users.lock().unwrap().remove(id);
+        if let Some(user) = &removed {
+            self.inner.record_event("user.deleted", user);
+            self.inner.record_log("sdu", id, None);
+        }
+        removed.is_some()
+    }
+
+    /// What `DELETE /api/v2/users/{id}` answers for a user already gone:
+    /// 204 (the default, what Auth0 answers) or 404.
+    pub fn set_missing_delete_status(&self, status: u16) {
+        *self.inner.missing_delete_status.lock().unwrap() =
+            StatusCode::from_u16(status).expect("an HTTP status");
     }
 
     /// The stored user, as `GET /api/v2/users/{id}` would answer it.
@@ -416,7 +501,7 @@ impl FakeAuth0 {
         self.inner.tokens.lock().unwrap().clear();
     }
 
-    /// Every GET and PATCH of a user that was served (not refused with 429
+    /// Every GET, PATCH and DELETE of a user that was served (not refused with 429
     /// or 401), in arrival order.
     pub fn served(&self) -> Vec<Served> {
         self.inner.log.lock().unwrap().clone()
@@ -564,12 +649,24 @@ struct Inner {
     calls: Mutex<Calls>,
     /// Every served request to a user, in arrival order.
     log: Mutex<Vec<Served>>,
+    /// What `DELETE` answers for a user that does not exist.
+    missing_delete_status: Mutex<StatusCode>,
+    /// What Event Streams and Log Streams would have delivered.
+    stream: Mutex<Stream>,
 }
 
-/// A served `GET` or `PATCH` of `/api/v2/users/{id}`, as [`FakeAuth0::served`] lists them.
+/// The deliveries of the tenant's streams, in the order of the changes.
+#[derive(Default)]
+struct Stream {
+    events: Vec<Value>,
+    logs: Vec<Value>,
+}
+
+/// A served `GET`, `PATCH` or `DELETE` of `/api/v2/users/{id}`, as
+/// [`FakeAuth0::served`] lists them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Served {
-    /// `GET` or `PATCH`.
+    /// `GET`, `PATCH` or `DELETE`.
     pub method: &'static str,
     /// The user id from the path, decoded.
     pub user_id: String,
@@ -578,6 +675,45 @@ pub struct Served {
 }
 
 impl Inner {
+    /// Records the CloudEvent Event Streams would deliver for `user`.
+    fn record_event(&self, kind: &str, user: &Value) {
+        let event = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "source": format!("urn:auth0:{}", self.base_url),
+            "specversion": "1.0",
+            "type": kind,
+            "time": iso_now(),
+            "data": {"object": user},
+        });
+        self.stream.lock().unwrap().events.push(event);
+    }
+
+    /// Records the entry Log Streams would deliver; `client_id` is the
+    /// Management API client that made the change, if any.
+    fn record_log(&self, kind: &str, user_id: &str, client_id: Option<&str>) {
+        let encoded: String = user_id
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let mut data = json!({
+            "type": kind,
+            "date": iso_now(),
+            "user_id": user_id,
+            "details": {"request": {"method": "patch", "path": format!("/api/v2/users/{encoded}")}},
+        });
+        if let Some(client_id) = client_id {
+            data["client_id"] = client_id.into();
+        }
+        let entry = json!({"log_id": uuid::Uuid::new_v4().simple().to_string(), "data": data});
+        self.stream.lock().unwrap().logs.push(entry);
+    }
+
     fn management_audience(&self) -> String {
         format!("{}/api/v2/", self.base_url)
     }
@@ -1176,8 +1312,36 @@ async fn patch_user(State(inner): Shared, Path(id): Path<String>, body: Bytes) -
         ));
     }
     updated["updated_at"] = iso_now().into();
-    users.insert(id, updated.clone());
+    users.insert(id.clone(), updated.clone());
+    drop(users);
+    inner.record_event("user.updated", &updated);
+    inner.record_log("sapi", &id, Some(&inner.options.client_id));
     Json(updated).into_response()
+}
+
+/// Auth0 answers 204 with no body, also for a user already gone (unless
+/// [`FakeAuth0::set_missing_delete_status`] says 404).
+async fn delete_user(State(inner): Shared, Path(id): Path<String>) -> Response {
+    inner.count(|c| c.delete_user += 1);
+    inner.log.lock().unwrap().push(Served {
+        method: "DELETE",
+        user_id: id.clone(),
+        body: Value::Null,
+    });
+    let removed = inner.users.lock().unwrap().remove(&id);
+    match removed {
+        Some(user) => {
+            inner.record_event("user.deleted", &user);
+            inner.record_log("sdu", &id, Some(&inner.options.client_id));
+        }
+        None => {
+            let status = *inner.missing_delete_status.lock().unwrap();
+            if status == StatusCode::NOT_FOUND {
+                return user_not_found();
+            }
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn unix_now() -> u64 {

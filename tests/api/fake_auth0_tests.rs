@@ -112,7 +112,7 @@ async fn client_credentials_grant_issues_a_token_and_refuses_wrong_credentials()
     assert_eq!(body["expires_in"], 86400);
     assert_eq!(
         body["scope"],
-        "read:users update:users update:users_app_metadata"
+        "read:users update:users update:users_app_metadata delete:users"
     );
     let token = body["access_token"].as_str().unwrap();
     fake.put_user(alice());

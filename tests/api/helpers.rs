@@ -22,6 +22,10 @@ use crate::fake_auth0::FakeAuth0;
 /// The namespaced roles claim the tests' post-login "Action" sets.
 pub const ROLES_CLAIM: &str = "https://music-gateway.test/roles";
 
+/// The namespaced claim the tests' post-login "Action" puts the profile's
+/// `updated_at` in.
+pub const UPDATED_AT_CLAIM: &str = "https://music-gateway.test/updated_at";
+
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -204,6 +208,9 @@ impl TestApp {
             client_id: fake.client_id(),
             client_secret: Secret::new(fake.client_secret()),
             roles_claim: ROLES_CLAIM.into(),
+            updated_at_claim: UPDATED_AT_CLAIM.into(),
+            events_token: None,
+            log_stream_token: None,
             mgmt_rate: 2.0,
             mgmt_burst: 2,
             profile_ttl: Duration::from_secs(300),

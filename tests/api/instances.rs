@@ -303,13 +303,20 @@ async fn three_instances_share_one_budget_and_apply_each_outbox_change_once() {
             vec![&json!(format!("role-0-{u}")), &json!(format!("role-1-{u}"))]
         );
     }
-    // Two instances seeing one new user at once made one request for it.
+    // Two instances seeing one new user at once made one request for it
+    // at most (none when an outbox PATCH's answer synced the row first).
     let mut gets: HashMap<&str, usize> = HashMap::new();
     for s in served.iter().filter(|s| s.method == "GET") {
         *gets.entry(s.user_id.as_str()).or_default() += 1;
     }
     for id in &ids {
-        assert_eq!(gets.get(id.as_str()), Some(&1), "GETs of {id}");
+        let synced_by_a_patch = patches.iter().any(|p| &p.user_id == id);
+        let expected = if synced_by_a_patch { 0..=1 } else { 1..=1 };
+        assert!(
+            expected.contains(gets.get(id.as_str()).unwrap_or(&0)),
+            "GETs of {id}: {:?}",
+            gets.get(id.as_str())
+        );
     }
 
     // Auth0's final state is the database's.

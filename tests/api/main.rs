@@ -2,6 +2,8 @@
 
 mod helpers;
 
+mod auth0_changes;
+mod auth0_hooks;
 mod auth0_mode;
 mod authz;
 mod cli;

@@ -570,6 +570,7 @@ async fn auth0_refreshes_and_admin_writes_refresh_the_cache(backend: Backend) {
             "auth0|alice",
             Wait::Yes,
             Utc::now() + chrono::Duration::seconds(1),
+            false,
         )
         .await
         .expect("refresh");

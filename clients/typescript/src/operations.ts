@@ -233,3 +233,15 @@ export const setUserRolesMutation = graphql(`
     }
   }
 `);
+
+export const deleteUserMutation = graphql(`
+  mutation DeleteUser($userId: ID!) {
+    deleteUser(userId: $userId)
+  }
+`);
+
+export const deleteMeMutation = graphql(`
+  mutation DeleteMe {
+    deleteMe
+  }
+`);

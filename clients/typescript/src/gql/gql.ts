@@ -34,6 +34,8 @@ type Documents = {
     "\n  mutation SetPlaylistFeatured($id: ID!, $featured: Boolean!) {\n    setPlaylistFeatured(id: $id, featured: $featured) {\n      id\n      featured\n    }\n  }\n": typeof types.SetPlaylistFeaturedDocument,
     "\n  mutation SetUserPlan($userId: ID!, $plan: Plan!) {\n    setUserPlan(userId: $userId, plan: $plan) {\n      ...UserProfileFields\n    }\n  }\n": typeof types.SetUserPlanDocument,
     "\n  mutation SetUserRoles($userId: ID!, $roles: [String!]!) {\n    setUserRoles(userId: $userId, roles: $roles) {\n      ...UserProfileFields\n    }\n  }\n": typeof types.SetUserRolesDocument,
+    "\n  mutation DeleteUser($userId: ID!) {\n    deleteUser(userId: $userId)\n  }\n": typeof types.DeleteUserDocument,
+    "\n  mutation DeleteMe {\n    deleteMe\n  }\n": typeof types.DeleteMeDocument,
 };
 const documents: Documents = {
     "\n  fragment SongFields on Song {\n    id\n    name\n    artist\n    genre\n    createdAt\n  }\n": types.SongFieldsFragmentDoc,
@@ -56,6 +58,8 @@ const documents: Documents = {
     "\n  mutation SetPlaylistFeatured($id: ID!, $featured: Boolean!) {\n    setPlaylistFeatured(id: $id, featured: $featured) {\n      id\n      featured\n    }\n  }\n": types.SetPlaylistFeaturedDocument,
     "\n  mutation SetUserPlan($userId: ID!, $plan: Plan!) {\n    setUserPlan(userId: $userId, plan: $plan) {\n      ...UserProfileFields\n    }\n  }\n": types.SetUserPlanDocument,
     "\n  mutation SetUserRoles($userId: ID!, $roles: [String!]!) {\n    setUserRoles(userId: $userId, roles: $roles) {\n      ...UserProfileFields\n    }\n  }\n": types.SetUserRolesDocument,
+    "\n  mutation DeleteUser($userId: ID!) {\n    deleteUser(userId: $userId)\n  }\n": types.DeleteUserDocument,
+    "\n  mutation DeleteMe {\n    deleteMe\n  }\n": types.DeleteMeDocument,
 };
 
 /**
@@ -152,6 +156,14 @@ export function graphql(source: "\n  mutation SetUserPlan($userId: ID!, $plan: P
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation SetUserRoles($userId: ID!, $roles: [String!]!) {\n    setUserRoles(userId: $userId, roles: $roles) {\n      ...UserProfileFields\n    }\n  }\n"): (typeof documents)["\n  mutation SetUserRoles($userId: ID!, $roles: [String!]!) {\n    setUserRoles(userId: $userId, roles: $roles) {\n      ...UserProfileFields\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation DeleteUser($userId: ID!) {\n    deleteUser(userId: $userId)\n  }\n"): (typeof documents)["\n  mutation DeleteUser($userId: ID!) {\n    deleteUser(userId: $userId)\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation DeleteMe {\n    deleteMe\n  }\n"): (typeof documents)["\n  mutation DeleteMe {\n    deleteMe\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};
