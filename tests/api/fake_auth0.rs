@@ -478,6 +478,17 @@ impl FakeAuth0 {
         self.inner.faults.lock().unwrap().api = (n, status);
     }
 
+    /// Every `PATCH` of `user_id` answers `status` (e.g. 503) with an
+    /// Auth0-shaped error body, after the rate check, until called again
+    /// with `None`.
+    pub fn fail_patches_of(&self, user_id: &str, status: Option<u16>) {
+        let mut faults = self.inner.faults.lock().unwrap();
+        match status {
+            Some(status) => faults.users.insert(user_id.to_owned(), status),
+            None => faults.users.remove(user_id),
+        };
+    }
+
     /// The next `n` `/oauth/token` requests answer `status` with an
     /// OAuth-shaped error body (`{"error":..,"error_description":..}`).
     pub fn fail_next_token(&self, n: u32, status: u16) {
@@ -578,6 +589,9 @@ impl KeyRing {
 struct Faults {
     api: (u32, u16),
     token: (u32, u16),
+    /// Users whose PATCHes answer this status, as when Auth0 has trouble
+    /// with one user's profile (see [`FakeAuth0::fail_patches_of`]).
+    users: HashMap<String, u16>,
 }
 
 /// A token bucket.
@@ -1269,6 +1283,12 @@ fn merge_metadata(stored: &mut Value, patch: &Map<String, Value>) {
 }
 
 async fn patch_user(State(inner): Shared, Path(id): Path<String>, body: Bytes) -> Response {
+    let failing = inner.faults.lock().unwrap().users.get(&id).copied();
+    if let Some(status) = failing {
+        inner.count(|c| c.failed += 1);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return api_error(status, "injected failure for this user", None);
+    }
     inner.count(|c| c.patch_user += 1);
     inner.log.lock().unwrap().push(Served {
         method: "PATCH",

@@ -431,3 +431,81 @@ async fn a_429_pauses_every_instance_until_the_reset(backend: Backend) {
 }
 
 for_both_backends!(a_429_pauses_every_instance_until_the_reset);
+
+/// A user whose change Auth0 keeps refusing for now holds back their own
+/// later changes (they must arrive in order) and no one else's.
+async fn one_users_failing_change_holds_back_no_other_user(backend: Backend) {
+    let fake = FakeAuth0::start().await;
+    for id in ["auth0|alice", "auth0|bob"] {
+        fake.put_user(json!({"user_id": id, "app_metadata": {"plan": "free"}}));
+    }
+    fake.put_user(json!({"user_id": "auth0|admin"}));
+    let gateway = TestApp::spawn_auth0(backend, &fake, |config| {
+        config.auth0.as_mut().unwrap().mgmt_rate = 20.0;
+        config.auth0.as_mut().unwrap().mgmt_burst = 10;
+    })
+    .await;
+    fake.set_rate(50.0, 20);
+    for id in ["auth0|alice", "auth0|bob", "auth0|admin"] {
+        let me = gateway
+            .ok_with(&fake.mint(id, json!({})), "{ me { id } }", json!({}))
+            .await;
+        assert_eq!(me["me"]["id"], id);
+    }
+    let admin = fake.mint(
+        "auth0|admin",
+        json!({"permissions": ["write:app_metadata"]}),
+    );
+    fake.fail_patches_of("auth0|alice", Some(503));
+    for (user, plan) in [
+        ("auth0|alice", "FAMILY"),
+        ("auth0|alice", "PREMIUM"),
+        ("auth0|bob", "FAMILY"),
+    ] {
+        let query =
+            format!("mutation {{ setUserPlan(userId: \"{user}\", plan: {plan}) {{ plan }} }}");
+        let data = gateway.ok_with(&admin, &query, json!({})).await;
+        assert_eq!(data["setUserPlan"]["plan"], plan);
+    }
+
+    // Bob's change, committed after both of Alice's, reaches Auth0 while
+    // Alice's first one is still failing.
+    let started = Instant::now();
+    while fake.user("auth0|bob").unwrap()["app_metadata"]["plan"] != "family" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "bob's change is held back: {:?}",
+            fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fake.calls().failed >= 1, "alice's change was never tried");
+    assert_eq!(
+        fake.user("auth0|alice").unwrap()["app_metadata"]["plan"],
+        "free"
+    );
+
+    // Once Auth0 takes Alice's changes, they arrive in the order committed.
+    fake.fail_patches_of("auth0|alice", None);
+    let started = Instant::now();
+    while count(&gateway.state.db, "SELECT count(*) AS n FROM outbox").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "alice's changes never reached Auth0"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alice: Vec<Value> = fake
+        .served()
+        .into_iter()
+        .filter(|s| s.method == "PATCH" && s.user_id == "auth0|alice")
+        .map(|s| s.body["app_metadata"]["plan"].clone())
+        .collect();
+    assert_eq!(alice, vec![json!("family"), json!("premium")]);
+    assert_eq!(
+        fake.user("auth0|alice").unwrap()["app_metadata"]["plan"],
+        "premium"
+    );
+}
+
+for_both_backends!(one_users_failing_change_holds_back_no_other_user);
