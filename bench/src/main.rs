@@ -16,6 +16,7 @@ mod run;
 mod seed;
 mod svg;
 mod tokens;
+mod wrk;
 
 // The same fake the API tests use, compiled into the harness rather than
 // copied, so the load test talks to exactly the Auth0 the tests trust.

@@ -28,13 +28,21 @@ use crate::{
     load::{self, LoadResult, LoadSpec},
     metrics::Counters,
     procs::{ChildGuard, Memory, RssSampler, free_port},
-    report::{self, DbKind, Level, Machine, MemoryInfo, Mode, Plan, Results, RowsPoint, Session},
+    report::{
+        self, DbKind, Level, LoadTool, Machine, MemoryInfo, Mode, Plan, Results, RowsPoint, Session,
+    },
     seed::{self, SeedSpec},
     tokens::LocalSigner,
+    wrk,
 };
 
 /// The gateway's page-size limit (MAX_PAGE_SIZE), set explicitly for the run.
 const MAX_PAGE_SIZE: u32 = 100;
+
+/// The issue's seed: songs, playlists and songs a playlist of each user.
+const SHAPE_SONGS: u32 = 50;
+const SHAPE_PLAYLISTS: u32 = 20;
+const SHAPE_SONGS_PER_PLAYLIST: u32 = 10;
 
 /// Issuer and audience of the local identity mode (the gateway's defaults).
 const LOCAL_ISSUER: &str = "music-gateway-local";
@@ -108,6 +116,17 @@ pub struct RunArgs {
     /// Seconds of each measured rows-sweep run [default: 5; quick: 1].
     #[arg(long)]
     pub rows_duration: Option<f64>,
+    /// Users of the issue's shape (50 songs, 20 playlists of 10 songs each,
+    /// queried with `load::ISSUE_QUERY`); 0 skips it [default: 2000; quick: 200].
+    #[arg(long)]
+    pub shape_users: Option<u32>,
+    /// Concurrency levels of the issue's shape [default: 16,64].
+    #[arg(long, value_delimiter = ',')]
+    pub shape_concurrency: Option<Vec<usize>>,
+    /// The load generator: the harness's own loop (checks every body) or
+    /// wrk (`apt-get install wrk`; scripts/bench installs it when asked).
+    #[arg(long, value_enum, default_value = "harness")]
+    pub load_tool: LoadTool,
     /// DB_MAX_CONNECTIONS of the gateway and the reference's pool size.
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
@@ -145,7 +164,13 @@ impl RunArgs {
             }),
             rows_concurrency: self.rows_concurrency.unwrap_or(8),
             rows_duration_secs: pick(self.rows_duration, 5.0, 1.0),
+            shape_users: self.shape_users.unwrap_or(if q { 200 } else { 2000 }),
+            shape_concurrency: self
+                .shape_concurrency
+                .clone()
+                .unwrap_or_else(|| vec![16, 64]),
             pool_size: self.pool_size,
+            load_tool: self.load_tool,
         };
         ensure!(
             plan.users > 0 && plan.rows_users > 0,
@@ -155,6 +180,12 @@ impl RunArgs {
             !plan.concurrency.is_empty()
                 && plan.concurrency.iter().all(|&c| (1..=1024).contains(&c)),
             "concurrency levels must be between 1 and 1024"
+        );
+        ensure!(
+            plan.shape_concurrency
+                .iter()
+                .all(|&c| (1..=1024).contains(&c)),
+            "--shape-concurrency levels must be between 1 and 1024"
         );
         ensure!(
             (1..=1024).contains(&plan.rows_concurrency),
@@ -238,6 +269,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<()> {
         machine: machine(),
         plan,
         query: load::me_query(ctx.plan.first),
+        shape_query: load::ISSUE_QUERY.to_owned(),
         sessions: Vec::new(),
         notes,
     };
@@ -408,17 +440,24 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         playlists: plan.rows_size,
         songs_per_playlist: plan.rows_size,
     };
+    let shape_spec = SeedSpec {
+        prefix: "shape".into(),
+        users: plan.shape_users,
+        songs: SHAPE_SONGS,
+        playlists: SHAPE_PLAYLISTS,
+        songs_per_playlist: SHAPE_SONGS_PER_PLAYLIST,
+    };
     let synced_at = Utc::now();
     let conn = seed::connect(&url).await?;
     let main_seed = seed::seed(&conn, &main_spec, synced_at).await?;
     let rows_seed = seed::seed(&conn, &rows_spec, synced_at).await?;
+    let shape_seed = seed::seed(&conn, &shape_spec, synced_at).await?;
     let database_version = database_version(&conn, database).await?;
     conn.close().await.ok();
-    let seed_secs = (main_seed.elapsed + rows_seed.elapsed).as_secs_f64();
-    eprintln!(
-        "[{tag}] seeded {} rows in {seed_secs:.1} s ({database_version})",
-        main_seed.rows + rows_seed.rows
-    );
+    let seeds = [&main_seed, &rows_seed, &shape_seed];
+    let seed_secs: f64 = seeds.iter().map(|s| s.elapsed.as_secs_f64()).sum();
+    let seeded_rows: u64 = seeds.iter().map(|s| s.rows).sum();
+    eprintln!("[{tag}] seeded {seeded_rows} rows in {seed_secs:.1} s ({database_version})");
 
     // The fake Auth0 knows every user with the profile the table holds, so
     // a refresh, were one to happen, would change nothing.
@@ -434,7 +473,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
                 token_expires_in: 86_400,
             })
             .await;
-            for spec in [&main_spec, &rows_spec] {
+            for spec in [&main_spec, &rows_spec, &shape_spec] {
                 for n in 0..spec.users {
                     fake.put_user(seed::profile(spec, n));
                 }
@@ -510,8 +549,10 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     let iat = synced_at.timestamp() - 60;
     let main_tokens = mint_all(&minter, main_spec.user_ids(), iat).await?;
     let rows_tokens = mint_all(&minter, rows_spec.user_ids(), iat).await?;
+    let shape_tokens = mint_all(&minter, shape_spec.user_ids(), iat).await?;
     std::fs::write(dir.join("tokens.txt"), main_tokens.join("\n"))?;
     std::fs::write(dir.join("rows-tokens.txt"), rows_tokens.join("\n"))?;
+    std::fs::write(dir.join("shape-tokens.txt"), shape_tokens.join("\n"))?;
 
     let reference_port = free_port()?;
     let reference_srv = Server {
@@ -544,17 +585,33 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         .await?;
 
     // The reference is only a reference if it answers what the gateway answers.
+    let main_query = Query::full(plan.first);
+    let shape_query = Query::issue();
     let mut byte_identical = same_answers(
         ctx,
         &gateway_srv,
         &reference_srv,
         &main_tokens[0],
-        plan.first,
+        &main_query,
     )
     .await?;
     for &first in &plan.rows_first {
-        byte_identical &=
-            same_answers(ctx, &gateway_srv, &reference_srv, &rows_tokens[0], first).await?;
+        byte_identical &= same_answers(
+            ctx,
+            &gateway_srv,
+            &reference_srv,
+            &rows_tokens[0],
+            &Query::full(first),
+        )
+        .await?;
+    }
+    // The issue's shape is checked for its first and last user: the
+    // playlists' songs wrap around the library differently for each.
+    if let (Some(first), Some(last)) = (shape_tokens.first(), shape_tokens.last()) {
+        for token in [first, last] {
+            byte_identical &=
+                same_answers(ctx, &gateway_srv, &reference_srv, token, &shape_query).await?;
+        }
     }
     let mut notes = Vec::new();
     if byte_identical {
@@ -572,9 +629,14 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         ctx,
         fake: fake.as_ref(),
         tag: &tag,
+        dir: &dir,
     };
-    let main_tokens = Arc::new(main_tokens);
-    let rows_tokens = Arc::new(rows_tokens);
+    let main_tokens = Tokens::new(main_tokens, dir.join("tokens.txt"));
+    let rows_tokens = Tokens::new(rows_tokens, dir.join("rows-tokens.txt"));
+    let shape_tokens = Tokens::new(shape_tokens, dir.join("shape-tokens.txt"));
+    if plan.load_tool == LoadTool::Wrk {
+        wrk::write_script(&dir)?;
+    }
     // Warm both: connections, prepared statements, the page cache.
     for server in [&gateway_srv, &reference_srv] {
         runner
@@ -582,7 +644,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
                 server,
                 &main_tokens,
                 8,
-                plan.first,
+                &main_query,
                 plan.warmup_secs.max(0.5),
             )
             .await?;
@@ -596,13 +658,32 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
                     i % 2 == 1,
                     &main_tokens,
                     concurrency,
-                    plan.first,
+                    &main_query,
                     plan.duration_secs,
                 )
                 .await?,
         );
         gateway.check_running()?;
         reference.check_running()?;
+    }
+    let mut shape = Vec::new();
+    if !shape_tokens.list.is_empty() {
+        for (i, &concurrency) in plan.shape_concurrency.iter().enumerate() {
+            shape.push(
+                runner
+                    .level(
+                        [&gateway_srv, &reference_srv],
+                        i % 2 == 1,
+                        &shape_tokens,
+                        concurrency,
+                        &shape_query,
+                        plan.duration_secs,
+                    )
+                    .await?,
+            );
+            gateway.check_running()?;
+            reference.check_running()?;
+        }
     }
     let mut rows = Vec::new();
     for (i, &first) in plan.rows_first.iter().enumerate() {
@@ -612,7 +693,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
                 i % 2 == 1,
                 &rows_tokens,
                 plan.rows_concurrency,
-                first,
+                &Query::full(first),
                 plan.rows_duration_secs,
             )
             .await?;
@@ -635,8 +716,9 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         mode,
         database_version,
         seed_secs,
-        seeded_rows: main_seed.rows + rows_seed.rows,
+        seeded_rows,
         levels,
+        shape,
         rows,
         notes,
         memory: MemoryInfo {
@@ -650,6 +732,8 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
 /// Runs the loads of a session.
 struct Runner<'a> {
     ctx: &'a Ctx,
+    /// The session's work directory (wrk's script and body files).
+    dir: &'a Path,
     fake: Option<&'a FakeAuth0>,
     tag: &'a str,
 }
@@ -658,34 +742,52 @@ impl Runner<'_> {
     async fn load(
         &self,
         server: &Server,
-        tokens: &Arc<Vec<String>>,
+        tokens: &Tokens,
         concurrency: usize,
-        first: u32,
+        query: &Query,
         secs: f64,
     ) -> anyhow::Result<LoadResult> {
-        load::run(&LoadSpec {
-            url: server.graphql(),
-            tokens: tokens.clone(),
-            concurrency,
-            duration: Duration::from_secs_f64(secs),
-            body: load::request_body(first),
-            max_requests: 5_000_000,
-        })
-        .await
+        let duration = Duration::from_secs_f64(secs);
+        match self.ctx.plan.load_tool {
+            LoadTool::Harness => {
+                load::run(&LoadSpec {
+                    url: server.graphql(),
+                    tokens: tokens.list.clone(),
+                    concurrency,
+                    duration,
+                    body: query.body.clone(),
+                    max_requests: 5_000_000,
+                })
+                .await
+            }
+            LoadTool::Wrk => {
+                let body_file = self.dir.join(format!("body-{}.json", query.label));
+                std::fs::write(&body_file, &query.body)?;
+                wrk::run(&wrk::WrkRun {
+                    url: &server.graphql(),
+                    tokens_file: &tokens.file,
+                    body_file: &body_file,
+                    script_dir: self.dir,
+                    concurrency,
+                    duration,
+                })
+                .await
+            }
+        }
     }
 
     /// A warm-up, then a measured run with the counters read around it.
     async fn measure(
         &self,
         server: &Server,
-        tokens: &Arc<Vec<String>>,
+        tokens: &Tokens,
         concurrency: usize,
-        first: u32,
+        query: &Query,
         secs: f64,
     ) -> anyhow::Result<Measured> {
         let plan = &self.ctx.plan;
         if plan.warmup_secs > 0.0 {
-            self.load(server, tokens, concurrency, first, plan.warmup_secs)
+            self.load(server, tokens, concurrency, query, plan.warmup_secs)
                 .await?;
         }
         let before = if server.metrics {
@@ -694,7 +796,7 @@ impl Runner<'_> {
             None
         };
         let fake_before = self.fake.map(|f| f.calls().management());
-        let result = self.load(server, tokens, concurrency, first, secs).await?;
+        let result = self.load(server, tokens, concurrency, query, secs).await?;
         let (sql_per_request, auth0_per_request) = match before {
             Some(before) => {
                 let after = Counters::scrape(&self.ctx.http, &server.base).await?;
@@ -709,9 +811,10 @@ impl Runner<'_> {
             _ => None,
         };
         eprintln!(
-            "[{}] {:<9} first={first:<3} {}",
+            "[{}] {:<9} {:<9} {}",
             self.tag,
             server.name,
+            query.label,
             result.summary()
         );
         Ok(Measured {
@@ -728,25 +831,25 @@ impl Runner<'_> {
         &self,
         [gateway, reference]: [&Server; 2],
         reference_first: bool,
-        tokens: &Arc<Vec<String>>,
+        tokens: &Tokens,
         concurrency: usize,
-        first: u32,
+        query: &Query,
         secs: f64,
     ) -> anyhow::Result<Level> {
         let (g, r) = if reference_first {
             let r = self
-                .measure(reference, tokens, concurrency, first, secs)
+                .measure(reference, tokens, concurrency, query, secs)
                 .await?;
             let g = self
-                .measure(gateway, tokens, concurrency, first, secs)
+                .measure(gateway, tokens, concurrency, query, secs)
                 .await?;
             (g, r)
         } else {
             let g = self
-                .measure(gateway, tokens, concurrency, first, secs)
+                .measure(gateway, tokens, concurrency, query, secs)
                 .await?;
             let r = self
-                .measure(reference, tokens, concurrency, first, secs)
+                .measure(reference, tokens, concurrency, query, secs)
                 .await?;
             (g, r)
         };
@@ -758,6 +861,45 @@ impl Runner<'_> {
             gateway: g.result,
             reference: r.result,
         })
+    }
+}
+
+/// The tokens of a user set, and the file that holds them (for wrk).
+struct Tokens {
+    list: Arc<Vec<String>>,
+    file: PathBuf,
+}
+
+impl Tokens {
+    fn new(list: Vec<String>, file: PathBuf) -> Self {
+        Self {
+            list: Arc::new(list),
+            file,
+        }
+    }
+}
+
+/// A query the loads send, and how the console and errors name it.
+struct Query {
+    label: String,
+    body: hyper::body::Bytes,
+}
+
+impl Query {
+    /// The main load's query, `first` on every list.
+    fn full(first: u32) -> Self {
+        Self {
+            label: format!("first={first}"),
+            body: load::request_body(first),
+        }
+    }
+
+    /// The issue's query ([`load::ISSUE_QUERY`]).
+    fn issue() -> Self {
+        Self {
+            label: "issue".into(),
+            body: load::body_of(load::ISSUE_QUERY),
+        }
     }
 }
 
@@ -850,9 +992,10 @@ async fn same_answers(
     gateway: &Server,
     reference: &Server,
     token: &str,
-    first: u32,
+    query: &Query,
 ) -> anyhow::Result<bool> {
-    let body = load::request_body(first);
+    let body = query.body.clone();
+    let first = &query.label;
     let mut answers = Vec::new();
     for server in [gateway, reference] {
         let response = ctx
@@ -868,7 +1011,7 @@ async fn same_answers(
         let bytes = response.bytes().await?;
         if let Some(problem) = load::check_response(status, &bytes) {
             bail!(
-                "the {} failed the check query (first: {first}): {problem}",
+                "the {} failed the check query ({first}): {problem}",
                 server.name
             );
         }
@@ -892,7 +1035,7 @@ async fn same_answers(
         String::from_utf8_lossy(&b[start..(at + 80).min(b.len())]).into_owned()
     };
     bail!(
-        "the gateway and the reference answer different JSON (first: {first}; {} and {} bytes; first difference at byte {at}):\n  gateway:   …{}…\n  reference: …{}…",
+        "the gateway and the reference answer different JSON ({first}; {} and {} bytes; first difference at byte {at}):\n  gateway:   …{}…\n  reference: …{}…",
         g.len(),
         r.len(),
         around(g),
