@@ -319,9 +319,13 @@ pub fn markdown(results: &Results) -> String {
             let _ = writeln!(
                 md,
                 "The issue's shape: {} users with 50 songs and 20 playlists of 10 songs each, the query below \
-                 ({:.0} bytes an answer), {:.1} s per run.\n\n```graphql\n{}\n```\n",
+                 ({:.0} bytes a response{}), {:.1} s per run.\n\n```graphql\n{}\n```\n",
                 p.shape_users,
                 s.shape.first().map_or(0.0, |l| l.gateway.mean_body_bytes),
+                match p.load_tool {
+                    LoadTool::Harness => "",
+                    LoadTool::Wrk => ", headers included",
+                },
                 p.duration_secs,
                 results.shape_query
             );

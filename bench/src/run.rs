@@ -130,6 +130,12 @@ pub struct RunArgs {
     /// DB_MAX_CONNECTIONS of the gateway and the reference's pool size.
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
+    /// The gateway's RESPONSE_CACHE_MAX_BYTES. Off by default: the load
+    /// test measures the hot path, every answer computed, as the reference
+    /// computes every answer (the same user's query repeats, so a cache
+    /// would serve nearly every request).
+    #[arg(long, default_value_t = 0)]
+    pub response_cache_max_bytes: u64,
 }
 
 impl RunArgs {
@@ -218,6 +224,7 @@ impl RunArgs {
 /// What every session needs.
 struct Ctx {
     plan: Plan,
+    response_cache_max_bytes: u64,
     http: reqwest::Client,
     gateway_bin: PathBuf,
     self_exe: PathBuf,
@@ -251,6 +258,15 @@ pub async fn main(args: RunArgs) -> anyhow::Result<()> {
          in auth0 mode they include the outbox worker's poll (a statement every 2 s)."
             .into(),
     );
+    notes.push(if args.response_cache_max_bytes == 0 {
+        "The gateway's response cache is off (RESPONSE_CACHE_MAX_BYTES=0): every answer is computed, as the reference's are."
+            .to_owned()
+    } else {
+        format!(
+            "The gateway's response cache is on (RESPONSE_CACHE_MAX_BYTES={}): repeated queries of a user are answered from it; the reference has no cache.",
+            args.response_cache_max_bytes
+        )
+    });
     notes.push(
         "The load generator runs on the same two cores as the server under test, for both servers alike."
             .into(),
@@ -264,6 +280,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<()> {
         work,
         postgres_url,
         plan: plan.clone(),
+        response_cache_max_bytes: args.response_cache_max_bytes,
     };
     let mut results = Results {
         machine: machine(),
@@ -499,6 +516,10 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         .env("IDENTITY_MODE", mode.slug())
         .env("DB_MAX_CONNECTIONS", plan.pool_size.to_string())
         .env("MAX_PAGE_SIZE", MAX_PAGE_SIZE.to_string())
+        .env(
+            "RESPONSE_CACHE_MAX_BYTES",
+            ctx.response_cache_max_bytes.to_string(),
+        )
         // Rows stay warm for the whole run: no refresh, no Management API call.
         .env("PROFILE_TTL_SECONDS", "86400");
     if let Some(fake) = &fake {
