@@ -504,21 +504,13 @@ impl Auth0Mirror {
         user_id: &str,
         patch: Map<String, Value>,
     ) -> AppResult<()> {
-        let now = Utc::now();
-        outbox::Entity::insert(outbox::ActiveModel {
-            user_id: Set(user_id.to_owned()),
-            payload: Set(Value::Object(patch)),
-            kind: Set(outbox::KIND_APP_METADATA.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            failed_at: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(conn)
-        .await?;
-        Ok(())
+        insert_outbox(
+            conn,
+            user_id,
+            outbox::KIND_APP_METADATA,
+            Value::Object(patch),
+        )
+        .await
     }
 
     /// Tells the outbox worker that an entry was committed.
@@ -727,21 +719,7 @@ impl Authority for Auth0Mirror {
             .filter(outbox::Column::Kind.eq(outbox::KIND_APP_METADATA))
             .exec(txn)
             .await?;
-        let now = Utc::now();
-        outbox::Entity::insert(outbox::ActiveModel {
-            user_id: Set(user_id.to_owned()),
-            payload: Set(Value::Object(Map::new())),
-            kind: Set(outbox::KIND_DELETE.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            failed_at: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(txn)
-        .await?;
-        Ok(())
+        insert_outbox(txn, user_id, outbox::KIND_DELETE, Value::Object(Map::new())).await
     }
 
     fn committed(&self) {
@@ -762,6 +740,30 @@ impl Auth0User {
             updated_at: self.updated_at(),
         }
     }
+}
+
+/// Records an outbox entry of `kind`, due now, in the caller's transaction.
+async fn insert_outbox<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    kind: &str,
+    payload: Value,
+) -> AppResult<()> {
+    let now = Utc::now();
+    outbox::Entity::insert(outbox::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        payload: Set(payload),
+        kind: Set(kind.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        failed_at: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
 }
 
 /// An outbox entry this instance claimed.

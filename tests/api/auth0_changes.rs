@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sea_orm::{Database, DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{Database, DatabaseConnection};
 use serde_json::{Value, json};
 
+use crate::helpers::{count, eventually};
 use crate::{
     cli::start_gateway,
     fake_auth0::FakeAuth0,
@@ -23,29 +24,6 @@ fn alice() -> Value {
         "user_metadata": {"displayName": "Alice"},
         "app_metadata": {"roles": ["beta_tester"], "plan": "premium"}
     })
-}
-
-/// Polls `check` every 50 ms until it holds or `limit` passes.
-async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[derive(Debug, FromQueryResult)]
-struct Count {
-    n: i64,
-}
-
-/// `SELECT COUNT(*) AS n …` on the gateway's database.
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    Count::find_by_statement(Statement::from_string(db.get_database_backend(), sql))
-        .one(db)
-        .await
-        .expect("count query")
-        .map_or(0, |c| c.n)
 }
 
 /// Rows that belong to `user` in every table that holds a user's data.

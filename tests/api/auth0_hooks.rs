@@ -1,12 +1,13 @@
 //! Auth0 pushing changes: Event Streams and Log Streams deliveries, sent by
 //! the fake tenant duplicated and out of order, as Auth0 may.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use music_gateway::config::Secret;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
+use crate::helpers::{count, eventually};
 use crate::{
     fake_auth0::FakeAuth0,
     for_both_backends,
@@ -37,27 +38,6 @@ fn user(id: &str, display_name: &str) -> Value {
 /// Auth0 dates have milliseconds: a pause makes the next change later.
 async fn tick() {
     tokio::time::sleep(Duration::from_millis(5)).await;
-}
-
-async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[derive(Debug, FromQueryResult)]
-struct Count {
-    n: i64,
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    Count::find_by_statement(Statement::from_string(db.get_database_backend(), sql))
-        .one(db)
-        .await
-        .expect("count query")
-        .map_or(0, |c| c.n)
 }
 
 async fn display_name(gateway: &TestApp, token: &str) -> Value {

@@ -1,11 +1,12 @@
 //! The auth0 identity mode against a faithful fake of Auth0.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
+use crate::helpers::eventually;
 use crate::{
     fake_auth0::{FakeAuth0, FakeAuth0Options},
     for_both_backends,
@@ -22,15 +23,6 @@ fn alice() -> Value {
         "user_metadata": {"displayName": "Alice", "theme": "dark"},
         "app_metadata": {"roles": ["beta_tester"], "plan": "premium"}
     })
-}
-
-/// Polls `check` every 50 ms until it holds or `limit` passes.
-async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn full_me_reads_the_auth0_profile(backend: Backend) {

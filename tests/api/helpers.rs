@@ -320,3 +320,30 @@ pub fn error_code(body: &Value) -> String {
         .unwrap_or_else(|| panic!("expected an error with a code, got {body}"))
         .to_owned()
 }
+
+/// Polls `check` every 50 ms until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
+/// `SELECT count(*) AS n …` on a gateway's database.
+pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::FromQueryResult;
+    Count::find_by_statement(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .one(db)
+    .await
+    .expect("count query")
+    .map_or(0, |c| c.n)
+}

@@ -8,10 +8,11 @@ use std::{
 };
 
 use futures::{StreamExt, future::join_all, stream};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, Database, FromQueryResult, Statement};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::helpers::count;
 use crate::{
     cli::{Running, gateway, start_gateway},
     fake_auth0::FakeAuth0,
@@ -119,19 +120,6 @@ async fn instances_started_together_all_come_up_and_share_one_signing_key(backen
 }
 
 for_both_backends!(instances_started_together_all_come_up_and_share_one_signing_key);
-
-#[derive(Debug, FromQueryResult)]
-struct Count {
-    n: i64,
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    Count::find_by_statement(Statement::from_string(db.get_database_backend(), sql))
-        .one(db)
-        .await
-        .expect("count query")
-        .map_or(0, |c| c.n)
-}
 
 #[derive(Debug, FromQueryResult)]
 struct AppMetadata {
