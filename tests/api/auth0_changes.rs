@@ -161,6 +161,24 @@ async fn delete_me_removes_the_data_and_the_auth0_account(backend: Backend) {
         )
         .await;
     assert!(rows_of(&db, "auth0|alice").await > 0);
+    // Delete between two attempts of the change: a PATCH already claimed
+    // and on its way (on SQLite it waits for the deletion's write lock to
+    // spend the budget, then goes out) may still reach Auth0 before the
+    // DELETE; the next attempt is two seconds away.
+    eventually(
+        Duration::from_secs(20),
+        "the plan change failed once and waits for its retry",
+        async || {
+            count(
+                &db,
+                "SELECT COUNT(*) AS n FROM outbox WHERE user_id = 'auth0|alice' \
+                 AND attempts >= 1 AND locked_by IS NULL",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
 
     let deleted = gateway
         .ok_with(&old, "mutation { deleteMe }", json!({}))
