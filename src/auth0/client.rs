@@ -55,6 +55,9 @@ pub enum Wait {
     /// retries: the caller holds a lease that must outlast the call, and
     /// retries on its own schedule.
     Once(Instant),
+    /// The caller took the budget's token already (so it could check,
+    /// after a wait, that the call is still wanted): send once, at once.
+    Spent,
 }
 
 /// A user as the Management API returns it.
@@ -254,6 +257,7 @@ impl ManagementClient {
                     return Attempt::Done(Err(Auth0Error::BudgetSpent));
                 }
             }
+            Wait::Spent => {}
         }
         let mut request = self.http.request(method.clone(), url).bearer_auth(&token);
         if let Some(body) = body {

@@ -29,7 +29,8 @@ use futures::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, TransactionTrait,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -605,21 +606,6 @@ impl Auth0Mirror {
         let Some(entry) = self.claim_outbox().await? else {
             return Ok(Some(OUTBOX_POLL));
         };
-        // Wait for the budget for half the lease at most, so the call is
-        // over well before another instance could take the entry over.
-        let deadline = Instant::now() + self.outbox_lease / 2;
-        let result = if entry.kind == outbox::KIND_DELETE {
-            self.client
-                .delete_user(&entry.user_id, Wait::Once(deadline))
-                .await
-                .map(|()| None)
-        } else {
-            let body = json!({ "app_metadata": entry.payload });
-            self.client
-                .patch_user(&entry.user_id, &body, Wait::Once(deadline))
-                .await
-                .map(Some)
-        };
         let release = outbox::Entity::update_many()
             .col_expr(outbox::Column::LockedBy, Option::<String>::None.into())
             .col_expr(
@@ -627,6 +613,44 @@ impl Auth0Mirror {
                 Option::<DateTime<Utc>>::None.into(),
             )
             .filter(outbox::Column::Id.eq(entry.id));
+        // Wait for the budget for half the lease at most, so the call is
+        // over well before another instance could take the entry over.
+        let deadline = Instant::now() + self.outbox_lease / 2;
+        if self
+            .client
+            .budget()
+            .acquire_until(Some(deadline))
+            .await
+            .is_none()
+        {
+            crate::telemetry::record_budget_spent();
+            release.exec(&self.db).await?;
+            return Ok(None);
+        }
+        // The wait can be long (an empty budget; on SQLite, another
+        // transaction's write lock): an account deleted meanwhile took its
+        // pending changes with it, and they are not to be sent.
+        let still_claimed = outbox::Entity::find_by_id(entry.id)
+            .filter(outbox::Column::LockedBy.eq(self.instance.as_str()))
+            .count(&self.db)
+            .await?
+            > 0;
+        if !still_claimed {
+            tracing::info!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, "outbox change withdrawn while it waited for the budget; not sent");
+            return Ok(None);
+        }
+        let result = if entry.kind == outbox::KIND_DELETE {
+            self.client
+                .delete_user(&entry.user_id, Wait::Spent)
+                .await
+                .map(|()| None)
+        } else {
+            let body = json!({ "app_metadata": entry.payload });
+            self.client
+                .patch_user(&entry.user_id, &body, Wait::Spent)
+                .await
+                .map(Some)
+        };
         match result {
             Ok(answered) => {
                 outbox::Entity::delete_by_id(entry.id)

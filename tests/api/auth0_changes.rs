@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sea_orm::{Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
 use crate::helpers::{count, eventually};
@@ -233,6 +233,68 @@ async fn delete_me_removes_the_data_and_the_auth0_account(backend: Backend) {
     assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
 }
 
+/// A change claimed by a worker that waits for the Management API budget is
+/// not sent when the account is deleted meanwhile: the worker looks again
+/// once it has the budget's token.
+async fn a_change_waiting_for_the_budget_is_not_sent_after_a_deletion(backend: Backend) {
+    let fake = FakeAuth0::start().await;
+    fake.put_user(alice());
+    let gateway = TestApp::spawn_auth0(backend, &fake, |_| {}).await;
+    let db = Database::connect(&gateway.database_url).await.unwrap();
+    let token = fake.mint("auth0|alice", json!({}));
+    gateway.ok_with(&token, "{ me { id } }", json!({})).await;
+    // As another client's 429 would: empty, and paused for long.
+    db.execute_unprepared("UPDATE mgmt_budget SET tokens = 0, paused_until = 1e12 WHERE id = 1")
+        .await
+        .unwrap();
+    let admin = fake.mint("auth0|admin", json!({"scope": "write:app_metadata"}));
+    gateway
+        .ok_with(
+            &admin,
+            "mutation { setUserPlan(userId: \"auth0|alice\", plan: FAMILY) { plan } }",
+            json!({}),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "a worker holding the plan change, waiting for the budget",
+        async || {
+            count(
+                &db,
+                "SELECT COUNT(*) AS n FROM outbox WHERE user_id = 'auth0|alice' \
+                 AND kind = 'app_metadata' AND locked_by IS NOT NULL",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+
+    gateway
+        .ok_with(&token, "mutation { deleteMe }", json!({}))
+        .await;
+    db.execute_unprepared("UPDATE mgmt_budget SET tokens = 10, paused_until = 0 WHERE id = 1")
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the account gone at Auth0",
+        async || fake.user("auth0|alice").is_none(),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "an empty outbox", async || {
+        count(&db, "SELECT COUNT(*) AS n FROM outbox").await == 0
+    })
+    .await;
+    let sent: Vec<_> = fake
+        .served()
+        .into_iter()
+        .filter(|s| s.user_id == "auth0|alice" && s.method != "GET")
+        .map(|s| s.method)
+        .collect();
+    assert_eq!(sent, ["DELETE"], "the withdrawn plan change was not sent");
+}
+
 async fn a_user_already_gone_at_auth0_counts_as_deleted(backend: Backend) {
     for status in [204, 404] {
         let fake = FakeAuth0::start().await;
@@ -380,6 +442,7 @@ for_both_backends!(
     token_refreshes_of_an_unchanged_profile_cost_no_management_call,
     the_users_own_change_stores_auth0s_updated_at,
     delete_me_removes_the_data_and_the_auth0_account,
+    a_change_waiting_for_the_budget_is_not_sent_after_a_deletion,
     a_user_already_gone_at_auth0_counts_as_deleted,
     a_deletion_survives_sigkill_after_the_local_commit,
 );
