@@ -4,8 +4,9 @@
 //! see (featured playlists), in `data_versions`. Triggers on every table a
 //! query reads bump them in the transaction of the write, whoever writes:
 //! any instance, the outbox, an Auth0 refresh, or SQL typed by hand. An
-//! answer is kept under the caller, the query text, the operation name and
-//! the variables, with the versions read just before it was computed; a
+//! answer is kept under the caller, the normalized document, the operation
+//! name and the variables, with the versions read just before it was
+//! computed; a
 //! request answered from it first reads the versions again, in one
 //! statement, and uses the entry only if they are the same. So an entry is
 //! never stale, on any instance: a write committed anywhere before the
@@ -230,15 +231,16 @@ impl ResponseCache {
         }
     }
 
-    /// The cache key: the deployment, the caller, the query text, the
-    /// operation and the variables, each length-prefixed.
+    /// The cache key: the deployment, the caller, the normalized document,
+    /// the operation and the variables, each length-prefixed.
     fn key(&self, principal: &Principal, request: &async_graphql::Request) -> [u8; 32] {
         let variables = serde_json::to_vec(&request.variables).unwrap_or_default();
         let mut hash = Sha256::new();
         hash.update(self.fingerprint);
+        let document = normalized(&request.query);
         for part in [
             principal.user_id.as_bytes(),
-            request.query.as_bytes(),
+            document.as_bytes(),
             request.operation_name.as_deref().unwrap_or("").as_bytes(),
             &variables,
         ] {
@@ -316,6 +318,88 @@ impl Pending {
         tag(response.headers_mut(), &self.etag);
         response
     }
+}
+
+/// The document without what GraphQL ignores between tokens (white space,
+/// commas, comments), so texts that differ only in layout share one entry
+/// and one `ETag`: generated clients, hand-written queries and persisted
+/// documents send the same operation formatted differently. Strings and
+/// block strings are kept as they are; one space stays where two names or
+/// numbers would otherwise run together.
+fn normalized(query: &str) -> String {
+    let bytes = query.as_bytes();
+    let mut out = String::with_capacity(query.len());
+    let mut i = 0;
+    // Whether ignored characters were skipped since the last token.
+    let mut gap = false;
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                gap = true;
+                i += 1;
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+                gap = true;
+            }
+            b'"' => {
+                let start = i;
+                i = if query[i..].starts_with("\"\"\"") {
+                    block_string_end(query, i + 3)
+                } else {
+                    string_end(bytes, i + 1)
+                };
+                out.push_str(&query[start..i]);
+                gap = false;
+            }
+            _ => {
+                if gap && word(b) && out.as_bytes().last().is_some_and(|&last| word(last)) {
+                    out.push(' ');
+                }
+                gap = false;
+                // Copy one whole character (names are ASCII; anything else
+                // is an error async-graphql reports, but must not split a
+                // UTF-8 sequence here).
+                let len = query[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&query[i..i + len]);
+                i += len;
+            }
+        }
+    }
+    out
+}
+
+/// The index just past the `"` closing a string whose text starts at `i`
+/// (or the end of an unterminated one).
+fn string_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            b'\n' | b'\r' => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The index just past the `"""` closing a block string whose text starts
+/// at `i` (`\"""` does not close it).
+fn block_string_end(query: &str, mut i: usize) -> usize {
+    while i < query.len() {
+        if query[i..].starts_with("\\\"\"\"") {
+            i += 4;
+        } else if query[i..].starts_with("\"\"\"") {
+            return i + 3;
+        } else {
+            i += query[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    query.len()
 }
 
 /// Whether answers to `principal` may be cached: a user's token, not an
@@ -429,6 +513,47 @@ fn respond(etag: &HeaderValue, body: Bytes) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_and_comments_do_not_change_the_normalized_document() {
+        let compact = normalized("query Me($n:Int){me{id songs(first:$n){nodes{id name}}}}");
+        assert_eq!(
+            compact,
+            "query Me($n:Int){me{id songs(first:$n){nodes{id name}}}}"
+        );
+        let spread = normalized(
+            "# the screen's query\nquery  Me( $n : Int ) {\n  me {\n    id,\n    songs(first: $n) { # page\n      nodes { id name }\n    }\n  }\n}\n",
+        );
+        assert_eq!(spread, compact);
+        assert_eq!(
+            normalized("{ a: me { ... on Me { id } } }"),
+            "{a:me{...on Me{id}}}"
+        );
+        assert_eq!(
+            normalized("{ f(n: 1 2) }"),
+            "{f(n:1 2)}",
+            "tokens stay apart"
+        );
+    }
+
+    #[test]
+    fn strings_keep_their_text() {
+        assert_eq!(
+            normalized("{ f(s: \"a  ,#b\\\" c\") }"),
+            "{f(s:\"a  ,#b\\\" c\")}"
+        );
+        assert_ne!(
+            normalized("{ f(s: \"a b\") }"),
+            normalized("{ f(s: \"a  b\") }")
+        );
+        assert_eq!(
+            normalized("{ f(s: \"\"\"x ,\\\"\"\" # y\"\"\") g }"),
+            "{f(s:\"\"\"x ,\\\"\"\" # y\"\"\")g}"
+        );
+        assert_eq!(normalized("{ f(s: \"é  ü\") }"), "{f(s:\"é  ü\")}");
+        // Unterminated: kept to the end, for async-graphql to refuse.
+        assert_eq!(normalized("{ f(s: \"abc"), "{f(s:\"abc");
+    }
 
     fn reads(query: &str, operation: Option<&str>) -> Option<bool> {
         let document = async_graphql::parser::parse_query(query).expect("parses");
