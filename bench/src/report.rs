@@ -1,14 +1,16 @@
-//! What a run measured (`results.json`), the Markdown report, and the two
-//! charts.
+//! What a run measured (`results.json`), the Markdown report, the
+//! budgets, and the charts.
 
 use std::fmt::Write;
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
+use plotters::style::RGBColor;
+
 use crate::{
     load::LoadResult,
-    svg::{Axis, Chart, Scale, Series},
+    plot::{self, Axis, Chart, Scale, Series, Stroke},
 };
 
 /// The budget of issue 4, checked in the report's last table.
@@ -830,37 +832,69 @@ fn ms_or_dash(ms: Option<f64>) -> String {
     ms.map_or_else(|| "–".to_owned(), |v| format!("{v:.3}"))
 }
 
-/// Colours of the sessions, in order; the reference of a session is drawn
-/// dashed in its session's colour.
-const COLORS: &[&str] = &[
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+/// Colours of the sessions, in order; a session's lines share its colour
+/// and differ by stroke.
+const COLORS: &[RGBColor] = &[
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x8c, 0x56, 0x4b),
 ];
 
+/// A line of `who` in session `i`'s colour, labelled with the session.
+fn line(i: usize, s: &Session, who: &str, stroke: Stroke, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        label: format!("{} {}, {who}", s.database.title(), s.mode.slug()),
+        color: COLORS[i % COLORS.len()],
+        stroke,
+        points,
+    }
+}
+
+/// The gateway (solid) and the reference (dashed) of every session.
 fn session_series(
     results: &Results,
     points: impl Fn(&Session, bool) -> Vec<(f64, f64)>,
 ) -> Vec<Series> {
     let mut series = Vec::new();
     for (i, s) in results.sessions.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()].to_owned();
-        for (reference, who) in [(false, "gateway"), (true, "reference")] {
+        for (reference, who, stroke) in [
+            (false, "gateway", Stroke::Solid),
+            (true, "reference", Stroke::Dashed),
+        ] {
             let pts = points(s, reference);
             if !pts.is_empty() {
-                series.push(Series {
-                    label: format!("{} {}, {who}", s.database.title(), s.mode.slug()),
-                    color: color.clone(),
-                    dashed: reference,
-                    points: pts,
-                });
+                series.push(line(i, s, who, stroke, pts));
             }
         }
     }
     series
 }
 
+fn max_y(series: &[Series]) -> f64 {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+}
+
+/// A log axis of concurrency levels, ticked at each level.
+fn concurrency_axis(levels: &[usize]) -> Axis {
+    let mut ticks: Vec<f64> = levels.iter().map(|&c| c as f64).collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    Axis {
+        label: "concurrent clients (log scale)".into(),
+        scale: Scale::Log,
+        ticks,
+    }
+}
+
 /// Requests a second against concurrency (log scale), one line per server
-/// and session.
-pub fn throughput_chart(results: &Results) -> Chart {
+/// and session: `throughput.svg`.
+pub fn throughput_chart(results: &Results) -> anyhow::Result<String> {
     let series = session_series(results, |s, reference| {
         s.levels
             .iter()
@@ -870,46 +904,25 @@ pub fn throughput_chart(results: &Results) -> Chart {
             })
             .collect()
     });
-    let max_rps = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    let mut levels: Vec<f64> = results.plan.concurrency.iter().map(|&c| c as f64).collect();
-    levels.sort_by(f64::total_cmp);
-    let (lo, hi) = (
-        levels.first().copied().unwrap_or(1.0),
-        levels.last().copied().unwrap_or(1.0),
-    );
-    let x_scale = if hi > lo {
-        Scale::Log { min: lo, max: hi }
-    } else {
-        Scale::Linear {
-            min: lo - 1.0,
-            max: hi + 1.0,
-        }
+    let chart = Chart {
+        title: String::new(),
+        x: concurrency_axis(&results.plan.concurrency),
+        y: Axis::linear_from_zero("requests a second", max_y(&series) * 1.05),
+        x_pad: 0.03,
+        series,
     };
-    let (y_scale, y_ticks) = Scale::linear_from_zero(max_rps * 1.05);
-    Chart {
-        title: format!(
+    plot::render(
+        &format!(
             "Throughput of the full me query (first: {})",
             results.plan.first
         ),
-        x: Axis {
-            label: "concurrent clients (log scale)".into(),
-            scale: x_scale,
-            ticks: levels,
-        },
-        y: Axis {
-            label: "requests a second".into(),
-            scale: y_scale,
-            ticks: y_ticks,
-        },
-        series,
-    }
+        &[chart],
+    )
 }
 
-/// Median latency against the rows a response holds (both log scales).
-pub fn latency_rows_chart(results: &Results) -> Chart {
+/// Median latency against the rows a response holds (both log scales):
+/// `latency-rows.svg`.
+pub fn latency_rows_chart(results: &Results) -> anyhow::Result<String> {
     let series = session_series(results, |s, reference| {
         s.rows
             .iter()
@@ -925,27 +938,89 @@ pub fn latency_rows_chart(results: &Results) -> Chart {
     });
     let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
-    let (x_scale, x_ticks) =
-        Scale::log_covering(xs().fold(f64::INFINITY, f64::min), xs().fold(0.0, f64::max));
-    let (y_scale, y_ticks) =
-        Scale::log_covering(ys().fold(f64::INFINITY, f64::min), ys().fold(0.0, f64::max));
-    Chart {
-        title: format!(
+    let chart = Chart {
+        title: String::new(),
+        x: Axis::log_covering(
+            "rows returned a request (songs + playlists + playlist songs; log scale)",
+            xs().fold(f64::INFINITY, f64::min),
+            xs().fold(0.0, f64::max),
+        ),
+        y: Axis::log_covering(
+            "p50 latency, ms (log scale)",
+            ys().fold(f64::INFINITY, f64::min),
+            ys().fold(0.0, f64::max),
+        ),
+        x_pad: 0.0,
+        series,
+    };
+    plot::render(
+        &format!(
             "Median latency against rows returned (concurrency {})",
             results.plan.rows_concurrency
         ),
-        x: Axis {
-            label: "rows returned a request (songs + playlists + playlist songs; log scale)".into(),
-            scale: x_scale,
-            ticks: x_ticks,
+        &[chart],
+    )
+}
+
+/// The issue's shape: throughput and p99 against concurrency, for the
+/// gateway with its cache off (solid), with it on (dotted) and the
+/// reference (dashed, from the cache-off runs), per session:
+/// `issue-shape.svg`.
+pub fn shape_chart(results: &Results) -> anyhow::Result<String> {
+    let series_of = |value: fn(&LoadResult) -> f64| {
+        let mut series = Vec::new();
+        for (i, s) in results.sessions.iter().enumerate() {
+            let pts = |levels: &[Level], reference: bool| -> Vec<(f64, f64)> {
+                levels
+                    .iter()
+                    .map(|l| {
+                        let r = if reference { &l.reference } else { &l.gateway };
+                        (l.concurrency as f64, value(r))
+                    })
+                    .collect()
+            };
+            for (who, stroke, points) in [
+                ("gateway, cache off", Stroke::Solid, pts(&s.shape, false)),
+                (
+                    "gateway, cache on",
+                    Stroke::Dotted,
+                    pts(&s.shape_cached, false),
+                ),
+                ("reference", Stroke::Dashed, pts(&s.shape, true)),
+            ] {
+                if !points.is_empty() {
+                    series.push(line(i, s, who, stroke, points));
+                }
+            }
+        }
+        series
+    };
+    let rps = series_of(|r| r.rps);
+    let p99 = series_of(|r| r.p99_ms);
+    let x = concurrency_axis(&results.plan.shape_concurrency);
+    let panels = [
+        Chart {
+            title: "Throughput".into(),
+            x: x.clone(),
+            y: Axis::linear_from_zero("requests a second", max_y(&rps) * 1.05),
+            x_pad: 0.15,
+            series: rps,
         },
-        y: Axis {
-            label: "p50 latency, ms (log scale)".into(),
-            scale: y_scale,
-            ticks: y_ticks,
+        Chart {
+            title: "p99 latency".into(),
+            x,
+            y: Axis::linear_from_zero("p99 latency, ms", max_y(&p99) * 1.05),
+            x_pad: 0.15,
+            series: p99,
         },
-        series,
-    }
+    ];
+    plot::render(
+        &format!(
+            "The issue's shape: {} users × 50 songs, 20 playlists of 10 songs",
+            results.plan.shape_users
+        ),
+        &panels,
+    )
 }
 
 #[cfg(test)]

@@ -355,12 +355,15 @@ fn write_outputs(out_dir: &Path, results: &Results) -> anyhow::Result<()> {
     write("report.md", md.as_bytes())?;
     write(
         "throughput.svg",
-        report::throughput_chart(results).render().as_bytes(),
+        report::throughput_chart(results)?.as_bytes(),
     )?;
     write(
         "latency-rows.svg",
-        report::latency_rows_chart(results).render().as_bytes(),
+        report::latency_rows_chart(results)?.as_bytes(),
     )?;
+    if results.sessions.iter().any(|s| !s.shape.is_empty()) {
+        write("issue-shape.svg", report::shape_chart(results)?.as_bytes())?;
+    }
     println!("{md}");
     Ok(())
 }
