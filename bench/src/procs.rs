@@ -5,6 +5,7 @@
 //! Ctrl-C (the orchestrator turns it into an error).
 
 use std::{
+    collections::HashMap,
     fs::File,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -280,14 +281,32 @@ pub struct PostgresServer {
     postmaster: u32,
 }
 
-/// The CPU of a PostgreSQL server's processes at one moment, in ticks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The CPU of a PostgreSQL server's processes at one moment, in ticks,
+/// by process: a difference between two moments is taken process by
+/// process, so a backend that exits in between (an idle connection closed
+/// by its pool) takes away only its own last moments, not its whole past.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PostgresCpu {
     /// Backends serving clients (and parallel workers), alive now.
-    pub backends: u64,
+    pub backends: HashMap<u32, u64>,
     /// The postmaster, its background processes, and the children that
-    /// have exited (the postmaster's cutime + cstime).
-    pub other: u64,
+    /// have exited (the postmaster's cutime + cstime, under its own pid).
+    pub other: HashMap<u32, u64>,
+}
+
+impl PostgresCpu {
+    /// Ticks used from `before` to `self` by (backends, other processes).
+    pub fn since(&self, before: &Self) -> (u64, u64) {
+        let used = |now: &HashMap<u32, u64>, then: &HashMap<u32, u64>| {
+            now.iter()
+                .map(|(pid, &ticks)| ticks.saturating_sub(then.get(pid).copied().unwrap_or(0)))
+                .sum()
+        };
+        (
+            used(&self.backends, &before.backends),
+            used(&self.other, &before.other),
+        )
+    }
 }
 
 impl PostgresServer {
@@ -327,10 +346,11 @@ impl PostgresServer {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {path}: has the server stopped?"))?;
         let own = parse_stat_cpu(&text).context("unexpected /proc stat format")?;
-        let mut cpu = PostgresCpu {
-            backends: 0,
-            other: own.ticks + reaped_children_ticks(&text).unwrap_or(0),
-        };
+        let mut cpu = PostgresCpu::default();
+        cpu.other.insert(
+            self.postmaster,
+            own.ticks + reaped_children_ticks(&text).unwrap_or(0),
+        );
         for entry in std::fs::read_dir("/proc")?.flatten() {
             let Some(pid) = entry
                 .file_name()
@@ -347,11 +367,12 @@ impl PostgresServer {
                 continue;
             }
             let title = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if is_postgres_background(&title) {
-                cpu.other += stat.ticks;
+            let kind = if is_postgres_background(&title) {
+                &mut cpu.other
             } else {
-                cpu.backends += stat.ticks;
-            }
+                &mut cpu.backends
+            };
+            kind.insert(pid, stat.ticks);
         }
         Ok(cpu)
     }
@@ -419,6 +440,19 @@ mod tests {
         ] {
             assert!(!is_postgres_background(title), "{title}");
         }
+    }
+
+    #[test]
+    fn postgres_cpu_is_the_difference_process_by_process() {
+        let at = |backends: &[(u32, u64)], other: &[(u32, u64)]| PostgresCpu {
+            backends: backends.iter().copied().collect(),
+            other: other.iter().copied().collect(),
+        };
+        // Backend 11 worked 30 ticks, 12 exited (its past is not subtracted
+        // from the others'), 13 started and worked 5; the postmaster 1.
+        let before = at(&[(11, 100), (12, 5000)], &[(1, 40)]);
+        let after = at(&[(11, 130), (13, 5)], &[(1, 41), (2, 3)]);
+        assert_eq!(after.since(&before), (35, 4));
     }
 
     #[test]

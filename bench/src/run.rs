@@ -444,7 +444,6 @@ struct Measured {
 }
 
 /// CPU counters of a server and the database at one moment.
-#[derive(Clone, Copy)]
 struct CpuSnapshot {
     process: Option<u64>,
     postgres: Option<PostgresCpu>,
@@ -466,11 +465,14 @@ impl CpuSnapshot {
         let ms = |before: u64, after: u64| {
             after.saturating_sub(before) as f64 * 1000.0 / ticks_per_sec / requests as f64
         };
-        let pg = self.postgres.zip(after.postgres);
+        let pg = match (&self.postgres, &after.postgres) {
+            (Some(before), Some(after)) => Some(after.since(before)),
+            _ => None,
+        };
         CpuPerRequest {
             process_ms: self.process.zip(after.process).map(|(b, a)| ms(b, a)),
-            db_ms: pg.map(|(b, a)| ms(b.backends, a.backends)),
-            db_other_ms: pg.map(|(b, a)| ms(b.other, a.other)),
+            db_ms: pg.map(|(backends, _)| ms(0, backends)),
+            db_other_ms: pg.map(|(_, other)| ms(0, other)),
         }
     }
 }
