@@ -9,12 +9,12 @@
 
 mod load;
 mod metrics;
+mod plot;
 mod procs;
 mod reference;
 mod report;
 mod run;
 mod seed;
-mod svg;
 mod tokens;
 mod wrk;
 

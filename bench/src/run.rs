@@ -27,9 +27,13 @@ use crate::{
     fake_auth0::{FakeAuth0, FakeAuth0Options},
     load::{self, LoadResult, LoadSpec},
     metrics::Counters,
-    procs::{ChildGuard, Memory, RssSampler, free_port},
+    procs::{
+        ChildGuard, Memory, PostgresCpu, PostgresServer, RssSampler, clock_ticks_per_second,
+        free_port, read_stat_cpu,
+    },
     report::{
-        self, DbKind, Level, LoadTool, Machine, MemoryInfo, Mode, Plan, Results, RowsPoint, Session,
+        self, CpuPerRequest, DbKind, Level, LoadTool, Machine, MemoryInfo, Mode, Plan, Results,
+        RowsPoint, Session,
     },
     seed::{self, SeedSpec},
     tokens::LocalSigner,
@@ -136,6 +140,11 @@ pub struct RunArgs {
     /// would serve nearly every request).
     #[arg(long, default_value_t = 0)]
     pub response_cache_max_bytes: u64,
+    /// RESPONSE_CACHE_MAX_BYTES of a second gateway that runs the issue's
+    /// shape again with its cache on (the issue's budget with the cache
+    /// on); 0 skips that run [default: 33554432, the gateway's default].
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub shape_cache_bytes: u64,
 }
 
 impl RunArgs {
@@ -177,6 +186,8 @@ impl RunArgs {
                 .unwrap_or_else(|| vec![16, 64]),
             pool_size: self.pool_size,
             load_tool: self.load_tool,
+            shape_cache_bytes: self.shape_cache_bytes,
+            response_cache_max_bytes: self.response_cache_max_bytes,
         };
         ensure!(
             plan.users > 0 && plan.rows_users > 0,
@@ -224,6 +235,8 @@ impl RunArgs {
 /// What every session needs.
 struct Ctx {
     plan: Plan,
+    /// Clock ticks a second of `/proc`'s CPU times.
+    ticks_per_sec: f64,
     response_cache_max_bytes: u64,
     http: reqwest::Client,
     gateway_bin: PathBuf,
@@ -268,6 +281,12 @@ pub async fn main(args: RunArgs) -> anyhow::Result<()> {
         )
     });
     notes.push(
+        "CPU/request is utime + stime from /proc/PID/stat over the measured run, divided by its requests: \
+         the server process's own (on SQLite the database's work is in it), and on PostgreSQL the backends' \
+         (the postmaster's children serving connections; its background processes are left out)."
+            .into(),
+    );
+    notes.push(
         "The load generator runs on the same two cores as the server under test, for both servers alike."
             .into(),
     );
@@ -280,6 +299,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<()> {
         work,
         postgres_url,
         plan: plan.clone(),
+        ticks_per_sec: clock_ticks_per_second(),
         response_cache_max_bytes: args.response_cache_max_bytes,
     };
     let mut results = Results {
@@ -335,12 +355,15 @@ fn write_outputs(out_dir: &Path, results: &Results) -> anyhow::Result<()> {
     write("report.md", md.as_bytes())?;
     write(
         "throughput.svg",
-        report::throughput_chart(results).render().as_bytes(),
+        report::throughput_chart(results)?.as_bytes(),
     )?;
     write(
         "latency-rows.svg",
-        report::latency_rows_chart(results).render().as_bytes(),
+        report::latency_rows_chart(results)?.as_bytes(),
     )?;
+    if results.sessions.iter().any(|s| !s.shape.is_empty()) {
+        write("issue-shape.svg", report::shape_chart(results)?.as_bytes())?;
+    }
     println!("{md}");
     Ok(())
 }
@@ -397,6 +420,8 @@ fn load_average() -> String {
 /// A server under load.
 struct Server {
     name: &'static str,
+    /// Its process, for its CPU time.
+    pid: u32,
     /// `http://127.0.0.1:PORT`.
     base: String,
     /// Whether it has the gateway's `/metrics`.
@@ -415,6 +440,41 @@ struct Measured {
     sql_per_request: f64,
     auth0_per_request: f64,
     fake_per_request: Option<f64>,
+    cpu: CpuPerRequest,
+}
+
+/// CPU counters of a server and the database at one moment.
+struct CpuSnapshot {
+    process: Option<u64>,
+    postgres: Option<PostgresCpu>,
+}
+
+impl CpuSnapshot {
+    fn take(pid: u32, postgres: Option<&PostgresServer>) -> Self {
+        Self {
+            process: read_stat_cpu(pid).ok().map(|s| s.ticks),
+            postgres: postgres.and_then(|p| p.cpu().ok()),
+        }
+    }
+
+    /// Milliseconds of CPU per request between `self` (before) and `after`.
+    fn per_request(&self, after: &Self, requests: u64, ticks_per_sec: f64) -> CpuPerRequest {
+        if requests == 0 {
+            return CpuPerRequest::default();
+        }
+        let ms = |before: u64, after: u64| {
+            after.saturating_sub(before) as f64 * 1000.0 / ticks_per_sec / requests as f64
+        };
+        let pg = match (&self.postgres, &after.postgres) {
+            (Some(before), Some(after)) => Some(after.since(before)),
+            _ => None,
+        };
+        CpuPerRequest {
+            process_ms: self.process.zip(after.process).map(|(b, a)| ms(b, a)),
+            db_ms: pg.map(|(backends, _)| ms(0, backends)),
+            db_other_ms: pg.map(|(_, other)| ms(0, other)),
+        }
+    }
 }
 
 async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<Session> {
@@ -470,6 +530,21 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     let rows_seed = seed::seed(&conn, &rows_spec, synced_at).await?;
     let shape_seed = seed::seed(&conn, &shape_spec, synced_at).await?;
     let database_version = database_version(&conn, database).await?;
+    let mut notes = Vec::new();
+    let postgres = match database {
+        DbKind::Sqlite => None,
+        DbKind::Postgres => match find_postgres_server(&conn).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                let note = format!(
+                    "PostgreSQL's CPU per request is not measured: the server's processes are not visible here ({e:#})."
+                );
+                eprintln!("[{tag}] {note}");
+                notes.push(note);
+                None
+            }
+        },
+    };
     conn.close().await.ok();
     let seeds = [&main_seed, &rows_seed, &shape_seed];
     let seed_secs: f64 = seeds.iter().map(|s| s.elapsed.as_secs_f64()).sum();
@@ -499,45 +574,15 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         }
     };
 
-    let gateway_port = free_port()?;
-    let gateway_srv = Server {
-        name: "gateway",
-        base: format!("http://127.0.0.1:{gateway_port}"),
-        metrics: true,
+    let gateway_env = GatewayEnv {
+        dir: &dir,
+        url: &url,
+        data_dir: &data_dir,
+        mode,
+        fake: fake.as_ref(),
     };
-    let mut command = Command::new(&ctx.gateway_bin);
-    command
-        .arg("serve")
-        .current_dir(&dir)
-        .env_clear()
-        .env("DATABASE_URL", &url)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}"))
-        .env("DATA_DIR", &data_dir)
-        .env("IDENTITY_MODE", mode.slug())
-        .env("DB_MAX_CONNECTIONS", plan.pool_size.to_string())
-        .env("MAX_PAGE_SIZE", MAX_PAGE_SIZE.to_string())
-        .env(
-            "RESPONSE_CACHE_MAX_BYTES",
-            ctx.response_cache_max_bytes.to_string(),
-        )
-        // Rows stay warm for the whole run: no refresh, no Management API call.
-        .env("PROFILE_TTL_SECONDS", "86400");
-    if let Some(fake) = &fake {
-        command
-            .env("AUTH0_DOMAIN", fake.base_url())
-            .env("AUTH0_AUDIENCE", fake.audience())
-            .env("AUTH0_CLIENT_ID", fake.client_id())
-            .env("AUTH0_CLIENT_SECRET", fake.client_secret())
-            .env("AUTH0_MGMT_RATE", "1000")
-            .env("AUTH0_MGMT_BURST", "1000");
-    }
-    let mut gateway = ChildGuard::spawn("gateway", command, &dir.join("gateway.log"))?;
-    gateway
-        .wait_ready(
-            &ctx.http,
-            &format!("{}/readyz", gateway_srv.base),
-            Duration::from_secs(60),
-        )
+    let (mut gateway, gateway_srv) = gateway_env
+        .spawn(ctx, ctx.response_cache_max_bytes, "gateway")
         .await?;
 
     let (jwks_url, issuer, audience) = match &fake {
@@ -576,8 +621,9 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     std::fs::write(dir.join("shape-tokens.txt"), shape_tokens.join("\n"))?;
 
     let reference_port = free_port()?;
-    let reference_srv = Server {
+    let mut reference_srv = Server {
         name: "reference",
+        pid: 0,
         base: format!("http://127.0.0.1:{reference_port}"),
         metrics: false,
     };
@@ -597,6 +643,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         .current_dir(&dir)
         .env_clear();
     let mut reference = ChildGuard::spawn("reference", command, &dir.join("reference.log"))?;
+    reference_srv.pid = reference.pid();
     reference
         .wait_ready(
             &ctx.http,
@@ -634,7 +681,6 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
                 same_answers(ctx, &gateway_srv, &reference_srv, token, &shape_query).await?;
         }
     }
-    let mut notes = Vec::new();
     if byte_identical {
         eprintln!("[{tag}] the gateway and the reference answer the same bytes");
     } else {
@@ -651,6 +697,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         fake: fake.as_ref(),
         tag: &tag,
         dir: &dir,
+        postgres: postgres.as_ref(),
     };
     let main_tokens = Tokens::new(main_tokens, dir.join("tokens.txt"));
     let rows_tokens = Tokens::new(rows_tokens, dir.join("rows-tokens.txt"));
@@ -728,10 +775,73 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     }
     let max_rss = sampler.finish().await;
     let gateway_memory = Memory::read(gateway.pid())?;
-    let reference_memory = Memory::read(reference.pid())?;
     let mib = |kib: u64| kib as f64 / 1024.0;
-    drop(reference);
+    // The cache-off gateway stops before the cache-on one starts: one
+    // gateway at a time, as before.
     drop(gateway);
+
+    // The issue's shape with the response cache on: a second gateway, so
+    // its peak memory is the cache's runs' alone, and the reference
+    // measured again alongside it.
+    let mut shape_cached = Vec::new();
+    let mut cached_memory = None;
+    if plan.shape_cache_bytes > 0 && !shape_tokens.list.is_empty() {
+        eprintln!(
+            "[{tag}] the issue's shape with the gateway's response cache on ({} bytes)",
+            plan.shape_cache_bytes
+        );
+        let (mut cached, cached_srv) = gateway_env
+            .spawn(ctx, plan.shape_cache_bytes, "gateway-cached")
+            .await?;
+        let cached_srv = Server {
+            name: "gateway+cache",
+            ..cached_srv
+        };
+        let sampler = RssSampler::start(cached.pid(), Duration::from_millis(100));
+        // Every user's answer once, so the measured runs see the steady
+        // state the budget is about (repeated queries), whichever tool and
+        // warm-up length: the harness's loop, bounded by count.
+        let primed = load::run(&LoadSpec {
+            url: cached_srv.graphql(),
+            tokens: shape_tokens.list.clone(),
+            concurrency: 8,
+            duration: Duration::from_secs(600),
+            body: shape_query.body.clone(),
+            max_requests: shape_tokens.list.len() as u64,
+        })
+        .await?;
+        ensure!(
+            primed.errors == 0,
+            "priming the gateway's cache failed: {}",
+            primed.first_error.unwrap_or_default()
+        );
+        for (i, &concurrency) in plan.shape_concurrency.iter().enumerate() {
+            shape_cached.push(
+                runner
+                    .level(
+                        [&cached_srv, &reference_srv],
+                        i % 2 == 1,
+                        &shape_tokens,
+                        concurrency,
+                        &shape_query,
+                        plan.duration_secs,
+                    )
+                    .await?,
+            );
+            cached.check_running()?;
+            reference.check_running()?;
+        }
+        let max_rss = sampler.finish().await;
+        let memory = Memory::read(cached.pid())?;
+        cached_memory = Some(MemoryInfo {
+            gateway_peak_mib: mib(memory.hwm_kib),
+            gateway_max_rss_mib: mib(max_rss.max(memory.rss_kib)),
+            reference_peak_mib: 0.0,
+        });
+        drop(cached);
+    }
+    let reference_memory = Memory::read(reference.pid())?;
+    drop(reference);
     Ok(Session {
         database,
         mode,
@@ -740,6 +850,8 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         seeded_rows,
         levels,
         shape,
+        shape_cached,
+        cached_memory,
         rows,
         notes,
         memory: MemoryInfo {
@@ -750,6 +862,90 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     })
 }
 
+/// What a gateway of a session is started with.
+struct GatewayEnv<'a> {
+    dir: &'a Path,
+    url: &'a str,
+    data_dir: &'a Path,
+    mode: Mode,
+    fake: Option<&'a FakeAuth0>,
+}
+
+impl GatewayEnv<'_> {
+    /// Starts a gateway with RESPONSE_CACHE_MAX_BYTES=`cache_bytes`,
+    /// logging to `<name>.log`, and waits until it is ready.
+    async fn spawn(
+        &self,
+        ctx: &Ctx,
+        cache_bytes: u64,
+        name: &str,
+    ) -> anyhow::Result<(ChildGuard, Server)> {
+        let port = free_port()?;
+        let mut command = Command::new(&ctx.gateway_bin);
+        command
+            .arg("serve")
+            .current_dir(self.dir)
+            .env_clear()
+            .env("DATABASE_URL", self.url)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATA_DIR", self.data_dir)
+            .env("IDENTITY_MODE", self.mode.slug())
+            .env("DB_MAX_CONNECTIONS", ctx.plan.pool_size.to_string())
+            .env("MAX_PAGE_SIZE", MAX_PAGE_SIZE.to_string())
+            .env("RESPONSE_CACHE_MAX_BYTES", cache_bytes.to_string())
+            // Rows stay warm for the whole run: no refresh, no Management API call.
+            .env("PROFILE_TTL_SECONDS", "86400");
+        if let Some(fake) = self.fake {
+            command
+                .env("AUTH0_DOMAIN", fake.base_url())
+                .env("AUTH0_AUDIENCE", fake.audience())
+                .env("AUTH0_CLIENT_ID", fake.client_id())
+                .env("AUTH0_CLIENT_SECRET", fake.client_secret())
+                .env("AUTH0_MGMT_RATE", "1000")
+                .env("AUTH0_MGMT_BURST", "1000");
+        }
+        let mut child = ChildGuard::spawn(name, command, &self.dir.join(format!("{name}.log")))?;
+        let server = Server {
+            name: "gateway",
+            pid: child.pid(),
+            base: format!("http://127.0.0.1:{port}"),
+            metrics: true,
+        };
+        child
+            .wait_ready(
+                &ctx.http,
+                &format!("{}/readyz", server.base),
+                Duration::from_secs(60),
+            )
+            .await?;
+        Ok((child, server))
+    }
+}
+
+/// Finds the PostgreSQL server behind `conn` among this machine's
+/// processes, from the connection's backend pid.
+async fn find_postgres_server(conn: &DatabaseConnection) -> anyhow::Result<PostgresServer> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, "SELECT pg_backend_pid()"))
+        .await?
+        .context("no pid row")?;
+    let pid = u32::try_from(row.try_get_by_index::<i32>(0)?)?;
+    // Readable by superusers and pg_read_all_settings only; without it the
+    // pid is checked by process name alone.
+    let data_directory = match conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT current_setting('data_directory')",
+        ))
+        .await
+    {
+        Ok(Some(row)) => row.try_get_by_index::<String>(0).unwrap_or_default(),
+        _ => String::new(),
+    };
+    PostgresServer::find(pid, &data_directory)
+}
+
 /// Runs the loads of a session.
 struct Runner<'a> {
     ctx: &'a Ctx,
@@ -757,6 +953,8 @@ struct Runner<'a> {
     dir: &'a Path,
     fake: Option<&'a FakeAuth0>,
     tag: &'a str,
+    /// The PostgreSQL server, when its processes are visible here.
+    postgres: Option<&'a PostgresServer>,
 }
 
 impl Runner<'_> {
@@ -817,7 +1015,13 @@ impl Runner<'_> {
             None
         };
         let fake_before = self.fake.map(|f| f.calls().management());
+        let cpu_before = CpuSnapshot::take(server.pid, self.postgres);
         let result = self.load(server, tokens, concurrency, query, secs).await?;
+        let cpu = cpu_before.per_request(
+            &CpuSnapshot::take(server.pid, self.postgres),
+            result.requests,
+            self.ctx.ticks_per_sec,
+        );
         let (sql_per_request, auth0_per_request) = match before {
             Some(before) => {
                 let after = Counters::scrape(&self.ctx.http, &server.base).await?;
@@ -843,6 +1047,7 @@ impl Runner<'_> {
             sql_per_request,
             auth0_per_request,
             fake_per_request,
+            cpu,
         })
     }
 
@@ -879,6 +1084,8 @@ impl Runner<'_> {
             sql_per_request: g.sql_per_request,
             auth0_per_request: g.auth0_per_request,
             fake_auth0_per_request: g.fake_per_request,
+            gateway_cpu: g.cpu,
+            reference_cpu: r.cpu,
             gateway: g.result,
             reference: r.result,
         })
