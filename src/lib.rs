@@ -30,7 +30,7 @@ use crate::{
     auth0::ManagementClient,
     config::Config,
     db::StatementCounter,
-    graphql::{AppSchema, DocumentCache, Limits, QueryLimiter, Services},
+    graphql::{AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services},
     http::{ApqStore, response_cache::ResponseCache},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
@@ -61,6 +61,8 @@ pub struct AppState {
     /// Answers to queries, checked against the database's data versions;
     /// `None` when `RESPONSE_CACHE_MAX_BYTES` is 0.
     pub response_cache: Option<Arc<ResponseCache>>,
+    /// Compiled `me` queries; `None` when `COMPILED_QUERIES` is off.
+    pub compiled: Option<Arc<CompiledQueries>>,
 }
 
 /// The built application: its state and its router.
@@ -161,6 +163,9 @@ impl App {
             mirror,
         )
         .map(Arc::new);
+        let compiled = config
+            .compiled_queries
+            .then(|| Arc::new(CompiledQueries::new(DOCUMENT_CACHE_CAPACITY)));
         let state = AppState {
             schema,
             apq: config
@@ -176,6 +181,7 @@ impl App {
             documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_CAPACITY)),
             workers: workers.map(Arc::new),
             response_cache,
+            compiled,
         };
         Ok(Self {
             router: http::router(state.clone()),

@@ -48,6 +48,9 @@ pub const BUDGET_WAIT: &str = "gateway_auth0_budget_wait_seconds";
 /// Management API calls not made because the budget was spent and the
 /// caller had a fallback.
 pub const BUDGET_SPENT: &str = "gateway_auth0_budget_spent_total";
+/// GraphQL requests answered by a compiled plan.
+pub const GRAPHQL_COMPILED: &str = "gateway_graphql_compiled_total";
+
 /// SQL statements sent to the database.
 pub const SQL_STATEMENTS: &str = "gateway_sql_statements_total";
 /// Requests sent to Auth0's Management API.
@@ -363,6 +366,8 @@ pub struct Snapshot {
     pub sql_statements: u64,
     /// Management API requests the app sent since it started.
     pub auth0_calls: u64,
+    /// GraphQL requests answered by a compiled plan since it started.
+    pub compiled_answers: u64,
     /// The outbox, in the auth0 identity mode.
     pub outbox: Option<OutboxStats>,
     /// The database pool.
@@ -451,6 +456,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         counter!(SQL_STATEMENTS).absolute(snapshot.sql_statements);
         describe_counter!(AUTH0_CALLS, "Requests sent to Auth0's Management API.");
         counter!(AUTH0_CALLS).absolute(snapshot.auth0_calls);
+        describe_counter!(
+            GRAPHQL_COMPILED,
+            "GraphQL requests answered by a compiled plan, without async-graphql's executor."
+        );
+        counter!(GRAPHQL_COMPILED).absolute(snapshot.compiled_answers);
         if let Some(outbox) = &snapshot.outbox {
             describe_gauge!(
                 OUTBOX_PENDING,

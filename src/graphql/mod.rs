@@ -4,6 +4,7 @@
 //! Resolvers stay thin: they parse arguments, take the services from the
 //! context, and wrap what comes back in an object type.
 
+mod compiled;
 mod context;
 mod documents;
 mod limits;
@@ -16,6 +17,7 @@ mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
+pub use compiled::CompiledQueries;
 pub use context::{Limits, RequestContext, Services};
 pub use documents::DocumentCache;
 pub use limits::{

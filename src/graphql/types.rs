@@ -33,7 +33,7 @@ use crate::{
 const CURSOR_PREFIX: &str = "k:";
 
 /// An opaque pagination cursor for a keyset position (never an offset).
-fn encode_cursor(key: i64) -> String {
+pub(super) fn encode_cursor(key: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{key}"))
 }
 

@@ -8,7 +8,8 @@
 //!    trusted documents refuse any other;
 //! 4. over GET, only queries;
 //! 5. the cost limits;
-//! 6. execution.
+//! 6. execution: a compiled plan for a `me` query it answers (see
+//!    `graphql::CompiledQueries`), async-graphql for everything else.
 //!
 //! Every refusal has the shape of any other GraphQL error of the gateway:
 //! `{"errors": [{"message", "extensions": {"code"}}]}`.
@@ -537,6 +538,27 @@ async fn run(
         },
         None => None,
     };
+    // A `me` query the compiler takes is answered from its plan; anything
+    // it cannot answer (errors included) runs through async-graphql below.
+    if let Some(compiled) = &state.compiled
+        && let Some(plan) = compiled.plan(&mut request)
+        && let Some(body) = compiled
+            .answer(
+                &plan,
+                &request.variables,
+                principal.as_ref(),
+                &state.services,
+            )
+            .await
+    {
+        let body = axum::body::Bytes::from(body);
+        let mut response = match pending {
+            Some(pending) => pending.finish_bytes(body),
+            None => ([(header::CONTENT_TYPE, GRAPHQL_RESPONSE)], body).into_response(),
+        };
+        response.extensions_mut().insert(operation);
+        return response;
+    }
     let context = RequestContext::new(principal);
     let mut response = state.schema.execute(request.data(context)).await;
     // Parse, validation and argument errors come from async-graphql without a

@@ -296,10 +296,16 @@ impl Pending {
         {
             return GraphQLResponse::from(response).into_response();
         }
-        let body = match serde_json::to_vec(&response) {
-            Ok(body) => Bytes::from(body),
-            Err(_) => return GraphQLResponse::from(response).into_response(),
-        };
+        match serde_json::to_vec(&response) {
+            Ok(body) => self.finish_bytes(Bytes::from(body)),
+            Err(_) => GraphQLResponse::from(response).into_response(),
+        }
+    }
+
+    /// The HTTP answer of a body written without async-graphql (a
+    /// compiled plan's, always without errors), kept and tagged as
+    /// [`Self::finish`] keeps and tags one.
+    pub fn finish_bytes(self, body: Bytes) -> Response {
         if (body.len() as u64) + ENTRY_OVERHEAD <= self.cache.largest {
             self.cache.entries.insert(
                 self.key,

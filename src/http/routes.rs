@@ -147,6 +147,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     };
     let snapshot = telemetry::Snapshot {
         sql_statements: state.statements.get(),
+        compiled_answers: state.compiled.as_ref().map_or(0, |c| c.answered()),
         auth0_calls: mirror.map_or(0, |mirror| mirror.client().calls()),
         outbox,
         pool: telemetry::pool_stats(&state.db),

@@ -41,6 +41,14 @@ impl<T> PageOf<T> {
         items.truncate(first as usize);
         Self { items, has_next }
     }
+
+    /// A page with nothing on it and nothing after it.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_next: false,
+        }
+    }
 }
 
 /// The music service, cheap to clone.

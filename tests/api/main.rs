@@ -9,6 +9,7 @@ mod authz;
 mod cli;
 mod codegen;
 mod codegen_trusted;
+mod compiled;
 mod fake_auth0;
 mod fake_auth0_tests;
 mod graphiql;
