@@ -410,12 +410,17 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable_and_grows() {
         let before = read_stat_cpu(std::process::id()).unwrap();
+        // Work until the counter moves (a tick is 10 ms of CPU), however
+        // busy the machine; bounded, so a counter that never moves fails.
         let start = Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(60) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        let mut after = before;
+        while after.ticks == before.ticks && start.elapsed() < Duration::from_secs(20) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = read_stat_cpu(std::process::id()).unwrap();
         }
-        let after = read_stat_cpu(std::process::id()).unwrap();
         assert!(after.ticks > before.ticks, "{before:?} then {after:?}");
         assert_eq!(after.ppid, before.ppid);
         assert!(clock_ticks_per_second() > 0.0);

@@ -617,6 +617,21 @@ fn budget_table(results: &Results) -> String {
     md
 }
 
+/// Whether a level's SQL/request is the budget's one statement. wrk stops
+/// with requests in flight, which the gateway serves (and counts) but wrk
+/// does not: up to `concurrency` statements over its count, which a short
+/// run at 64 connections turns into a hundredth a request. The harness's
+/// loop waits for its requests, so it gets the plain tolerance.
+fn one_statement(l: &Level, tool: LoadTool) -> bool {
+    let in_flight = match tool {
+        LoadTool::Harness => 0.0,
+        LoadTool::Wrk => l.concurrency as f64 / l.gateway.requests.max(1) as f64,
+    };
+    let sql = l.sql_per_request;
+    sql >= budget9::SQL_PER_REQUEST - budget9::SQL_TOLERANCE
+        && sql <= budget9::SQL_PER_REQUEST + budget9::SQL_TOLERANCE + in_flight
+}
+
 /// The lines of the issue-9 budget, for every session with the issue's
 /// shape.
 pub fn issue9_checks(results: &Results) -> Vec<Check> {
@@ -711,7 +726,7 @@ pub fn issue9_checks(results: &Results) -> Vec<Check> {
                     format!("SQL/request = {SQL_PER_REQUEST}"),
                     c,
                     format!("{:.3}", l.sql_per_request),
-                    Verdict::of((l.sql_per_request - SQL_PER_REQUEST).abs() <= SQL_TOLERANCE),
+                    Verdict::of(one_statement(l, p.load_tool)),
                 );
             }
         }
@@ -755,7 +770,7 @@ pub fn issue9_checks(results: &Results) -> Vec<Check> {
                 format!("SQL/request = {SQL_PER_REQUEST}"),
                 c,
                 format!("{:.3}", l.sql_per_request),
-                Verdict::of((l.sql_per_request - SQL_PER_REQUEST).abs() <= SQL_TOLERANCE),
+                Verdict::of(one_statement(l, p.load_tool)),
             );
         }
         match &s.cached_memory {
@@ -1195,6 +1210,15 @@ mod tests {
             verdict(&checks, "cache on", "gateway peak RSS", None),
             Verdict::Pass
         );
+        // wrk leaves up to `concurrency` requests uncounted: 64 over its
+        // 1000 allow 1.074 statements a request, not 1.08 nor 0.98.
+        let mut l = level(64, (1.0, 1.0), (1.0, 1.0), 1.07, (None, None));
+        assert!(one_statement(&l, LoadTool::Wrk));
+        assert!(!one_statement(&l, LoadTool::Harness));
+        l.sql_per_request = 1.08;
+        assert!(!one_statement(&l, LoadTool::Wrk));
+        l.sql_per_request = 0.98;
+        assert!(!one_statement(&l, LoadTool::Wrk));
         let markdown = issue9_table(&results(vec![session(
             DbKind::Postgres,
             Vec::new(),
