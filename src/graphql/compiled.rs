@@ -48,6 +48,7 @@ use super::{
 use crate::{
     auth::Principal,
     entity::{playlists, songs},
+    error::AppError,
     music::{Columns, ListPlan, MeMusic, MePlan, Page, PageOf},
     profile::UserRecord,
 };
@@ -127,16 +128,19 @@ impl CompiledQueries {
         plan
     }
 
-    /// The body of the answer to `operation` for `principal`, or `None`
-    /// when async-graphql must answer (any error, any doubt).
+    /// The answer to `operation` for `principal`: its body, or what
+    /// async-graphql is to answer instead (any doubt, any error; an error
+    /// met reading `me` is handed over, not met again).
     pub async fn answer(
         &self,
         operation: &Operation,
         variables: &Variables,
         principal: Option<&Principal>,
         services: &Services,
-    ) -> Option<Vec<u8>> {
-        let values = operation.bind(variables)?;
+    ) -> Answer {
+        let Some(values) = operation.bind(variables) else {
+            return Answer::Fallback;
+        };
         let me = operation
             .root
             .iter()
@@ -145,18 +149,24 @@ impl CompiledQueries {
         let read = match me {
             None => None,
             Some(()) => {
-                let principal = principal.filter(|p| !p.is_machine())?;
-                let plan = operation.me_plan(&values, services.limits)?;
-                let (row, music) = services
-                    .music
-                    .me_bundle(&principal.user_id, &plan)
-                    .await
-                    .ok()?;
+                let Some(principal) = principal.filter(|p| !p.is_machine()) else {
+                    return Answer::Fallback;
+                };
+                let Some(plan) = operation.me_plan(&values, services.limits) else {
+                    return Answer::Fallback;
+                };
+                let (row, music) = match services.music.me_bundle(&principal.user_id, &plan).await {
+                    Ok(read) => read,
+                    Err(e) => return Answer::Failed(e),
+                };
                 // No row: a user seen for the first time (or again after
                 // deleting the account), whose music is empty, since every
                 // row of music references the user's row.
                 let music = if row.is_none() { empty(&plan) } else { music };
-                let user = services.profiles.settle(principal, row).await.ok()?;
+                let user = match services.profiles.settle(principal, row).await {
+                    Ok(user) => user,
+                    Err(e) => return Answer::Failed(e),
+                };
                 Some((user, music))
             }
         };
@@ -165,15 +175,27 @@ impl CompiledQueries {
             values: &values,
             read: read.as_ref().map(|(user, music)| (user, music)),
         };
-        cx.root(&mut out, &operation.root)?;
+        if cx.root(&mut out, &operation.root).is_none() {
+            return Answer::Fallback;
+        }
         self.answered.fetch_add(1, Ordering::Relaxed);
-        Some(out)
+        Answer::Body(out)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Plans> {
         // A poisoned lock only means a panic elsewhere; the map is still sound.
         self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// What a compiled plan made of a request.
+pub enum Answer {
+    /// The whole answer, without errors.
+    Body(Vec<u8>),
+    /// Not for the plan: async-graphql answers as if it had not been tried.
+    Fallback,
+    /// Reading `me` failed: async-graphql answers, with this as `me`'s error.
+    Failed(AppError),
 }
 
 /// A compiled `query` operation whose root selects only `me` (and

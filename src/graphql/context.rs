@@ -31,6 +31,8 @@ pub struct Services {
 pub struct RequestContext {
     principal: Option<Principal>,
     user: OnceCell<UserRecord>,
+    /// What reading `me` already failed with, on the compiled path.
+    me_failure: std::sync::Mutex<Option<AppError>>,
 }
 
 impl RequestContext {
@@ -39,8 +41,28 @@ impl RequestContext {
         Self {
             principal,
             user: OnceCell::new(),
+            me_failure: std::sync::Mutex::new(None),
         }
     }
+
+    /// The context of a request whose compiled plan failed to read `me`
+    /// with `error`: the `me` resolver answers it as its own error, with
+    /// the path and locations async-graphql gives errors, rather than
+    /// reading the database (or calling Auth0) a second time.
+    pub fn with_me_failure(principal: Option<Principal>, error: AppError) -> Self {
+        let context = Self::new(principal);
+        *context.me_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        context
+    }
+}
+
+/// The failure the compiled plan met reading `me`, taken once.
+pub(super) fn take_me_failure(ctx: &Context<'_>) -> Option<AppError> {
+    request(ctx)
+        .me_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
 }
 
 pub(super) fn services<'a>(ctx: &Context<'a>) -> &'a Services {

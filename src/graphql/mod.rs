@@ -17,7 +17,7 @@ mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
-pub use compiled::CompiledQueries;
+pub use compiled::{Answer, CompiledQueries};
 pub use context::{Limits, RequestContext, Services};
 pub use documents::DocumentCache;
 pub use limits::{

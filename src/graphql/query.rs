@@ -4,7 +4,8 @@ use async_graphql::{Context, ID, Lookahead, Object, Result, Value};
 
 use super::{
     context::{
-        current_user, current_user_id, known_user, page, remember_user, services, user_principal,
+        current_user, current_user_id, known_user, page, remember_user, services, take_me_failure,
+        user_principal,
     },
     types::{CountOf, Me, Playlist, PlaylistConnection, Song, parse_id, playlist_connection},
 };
@@ -18,6 +19,9 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The signed-in user. Fails with `UNAUTHENTICATED` without a token.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        if let Some(failure) = take_me_failure(ctx) {
+            return Err(failure.into());
+        }
         let principal = user_principal(ctx)?;
         if let Some(user) = known_user(ctx) {
             return Ok(Me::new(user.clone()));

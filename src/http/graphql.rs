@@ -39,7 +39,7 @@ use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
     graphql::{
-        LimitExceeded, RequestContext, is_introspection_only, select_operation,
+        Answer, LimitExceeded, RequestContext, is_introspection_only, select_operation,
         selects_introspection, sha256_hex,
     },
     telemetry::{self, GraphqlOperation},
@@ -540,9 +540,11 @@ async fn run(
     };
     // A `me` query the compiler takes is answered from its plan; anything
     // it cannot answer (errors included) runs through async-graphql below.
+    let mut me_failure = None;
     if let Some(compiled) = &state.compiled
         && let Some(plan) = compiled.plan(&mut request)
-        && let Some(body) = compiled
+    {
+        match compiled
             .answer(
                 &plan,
                 &request.variables,
@@ -550,16 +552,24 @@ async fn run(
                 &state.services,
             )
             .await
-    {
-        let body = axum::body::Bytes::from(body);
-        let mut response = match pending {
-            Some(pending) => pending.finish_bytes(body),
-            None => ([(header::CONTENT_TYPE, GRAPHQL_RESPONSE)], body).into_response(),
-        };
-        response.extensions_mut().insert(operation);
-        return response;
+        {
+            Answer::Body(body) => {
+                let body = axum::body::Bytes::from(body);
+                let mut response = match pending {
+                    Some(pending) => pending.finish_bytes(body),
+                    None => ([(header::CONTENT_TYPE, GRAPHQL_RESPONSE)], body).into_response(),
+                };
+                response.extensions_mut().insert(operation);
+                return response;
+            }
+            Answer::Fallback => {}
+            Answer::Failed(error) => me_failure = Some(error),
+        }
     }
-    let context = RequestContext::new(principal);
+    let context = match me_failure {
+        Some(error) => RequestContext::with_me_failure(principal, error),
+        None => RequestContext::new(principal),
+    };
     let mut response = state.schema.execute(request.data(context)).await;
     // Parse, validation and argument errors come from async-graphql without a
     // code; they are all the client's to fix.

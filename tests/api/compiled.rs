@@ -420,7 +420,45 @@ async fn compiled_answers_are_cached_and_tagged_like_any_other(backend: Backend)
     assert_eq!(not_modified.status(), 304);
 }
 
+/// A token issued before its account was deleted: the profile policy
+/// refuses it after the plan's one statement, and the plan hands the
+/// refusal over, so the answer is async-graphql's error and the database is
+/// asked no more than without plans.
+async fn a_failure_reading_me_is_met_once_and_answered_as_async_graphql_answers_it(
+    backend: Backend,
+) {
+    let query = "{ me { id displayName songs(first: 5) { totalCount nodes { id } } } }";
+    let mut seen = Vec::new();
+    for compiled_queries in [true, false] {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.response_cache_max_bytes = 0;
+            c.compiled_queries = compiled_queries;
+        })
+        .await;
+        app.add_song("auth0|leaving", "Last song").await;
+        let old = app.token("auth0|leaving");
+        app.ok("auth0|leaving", "mutation { deleteMe }", json!({}))
+            .await;
+        let answered = compiled(&app).await;
+        let statements = app.statements();
+        let (status, body) = raw(&app, Some(&old), query, &json!({}), None).await;
+        let statements = app.statements() - statements;
+        assert_eq!(compiled(&app).await, answered, "no plan answered");
+        seen.push((status, body, statements));
+    }
+    let (status, body, _) = &seen[0];
+    assert_eq!(*status, 200);
+    let json: Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(
+        json["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{body}"
+    );
+    assert_eq!(json["errors"][0]["path"], json!(["me"]), "{body}");
+    assert_eq!(seen[0], seen[1], "compiled plans on, then off");
+}
+
 for_both_backends!(
     compiled_me_queries_answer_the_bytes_async_graphql_answers,
+    a_failure_reading_me_is_met_once_and_answered_as_async_graphql_answers_it,
     compiled_answers_are_cached_and_tagged_like_any_other,
 );
