@@ -312,7 +312,12 @@ impl Pending {
                 Arc::new(Entry {
                     versions: self.versions,
                     etag: self.etag.clone(),
-                    body: body.clone(),
+                    // A copy of exactly the body's size: the buffer it was
+                    // written into has room to spare (a 16 KiB start, or
+                    // serde_json's doubling), which the budget, counting
+                    // body bytes, would not see; kept for every entry it
+                    // grew the process by up to half again the budget.
+                    body: Bytes::copy_from_slice(&body),
                 }),
             );
         }
