@@ -45,6 +45,29 @@ async fn rows_of(db: &DatabaseConnection, user: &str) -> i64 {
     total
 }
 
+/// Waits for alice's account to be gone at Auth0 and the outbox to be
+/// empty, then asserts that the only write Auth0 received for her was the
+/// DELETE.
+async fn deleted_at_auth0_by_one_delete(fake: &FakeAuth0, db: &DatabaseConnection, why: &str) {
+    eventually(
+        Duration::from_secs(20),
+        "the account gone at Auth0",
+        async || fake.user("auth0|alice").is_none(),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "an empty outbox", async || {
+        count(db, "SELECT COUNT(*) AS n FROM outbox").await == 0
+    })
+    .await;
+    let writes: Vec<_> = fake
+        .served()
+        .into_iter()
+        .filter(|s| s.user_id == "auth0|alice" && s.method != "GET")
+        .map(|s| s.method)
+        .collect();
+    assert_eq!(writes, ["DELETE"], "{why}");
+}
+
 /// Gives `token`'s user a song, a played playlist and a favourite genre.
 async fn fill(gateway: &TestApp, token: &str) {
     let song = gateway
@@ -196,23 +219,7 @@ async fn delete_me_removes_the_data_and_the_auth0_account(backend: Backend) {
     );
 
     fake.fail_next(0, 503);
-    eventually(
-        Duration::from_secs(20),
-        "the account gone at Auth0",
-        async || fake.user("auth0|alice").is_none(),
-    )
-    .await;
-    eventually(Duration::from_secs(5), "an empty outbox", async || {
-        count(&db, "SELECT COUNT(*) AS n FROM outbox").await == 0
-    })
-    .await;
-    let served: Vec<_> = fake
-        .served()
-        .into_iter()
-        .filter(|s| s.user_id == "auth0|alice" && s.method != "GET")
-        .map(|s| s.method)
-        .collect();
-    assert_eq!(served, ["DELETE"], "no PATCH of a deleted account");
+    deleted_at_auth0_by_one_delete(&fake, &db, "no PATCH of a deleted account").await;
 
     // The old token neither reaches data nor brings the account back.
     let (status, body) = gateway.post(Some(&old), EMPTY_ME, json!({})).await;
@@ -276,23 +283,7 @@ async fn a_change_waiting_for_the_budget_is_not_sent_after_a_deletion(backend: B
     db.execute_unprepared("UPDATE mgmt_budget SET tokens = 10, paused_until = 0 WHERE id = 1")
         .await
         .unwrap();
-    eventually(
-        Duration::from_secs(20),
-        "the account gone at Auth0",
-        async || fake.user("auth0|alice").is_none(),
-    )
-    .await;
-    eventually(Duration::from_secs(5), "an empty outbox", async || {
-        count(&db, "SELECT COUNT(*) AS n FROM outbox").await == 0
-    })
-    .await;
-    let sent: Vec<_> = fake
-        .served()
-        .into_iter()
-        .filter(|s| s.user_id == "auth0|alice" && s.method != "GET")
-        .map(|s| s.method)
-        .collect();
-    assert_eq!(sent, ["DELETE"], "the withdrawn plan change was not sent");
+    deleted_at_auth0_by_one_delete(&fake, &db, "the withdrawn plan change was not sent").await;
 }
 
 async fn a_user_already_gone_at_auth0_counts_as_deleted(backend: Backend) {
