@@ -798,7 +798,7 @@ impl<'d> Compiler<'d> {
         &mut self,
         set: &SelectionSet,
         ty: &str,
-        field_of: fn(&mut Self, &Field) -> Option<K>,
+        mut field_of: impl FnMut(&mut Self, &Field) -> Option<K>,
     ) -> Option<Vec<Sel<K>>> {
         if set.items.is_empty() {
             return None;
@@ -865,84 +865,43 @@ impl<'d> Compiler<'d> {
                 _ => return None,
             }
         }
-        let set = &field.selection_set.node;
-        if set.items.is_empty() {
-            return None;
-        }
-        let mut fields = Vec::new();
-        self.selections(
-            set,
-            conn_ty,
-            &mut Vec::new(),
-            0,
-            &mut |c, f, key, conditions| {
-                let kind = match f.name.node.as_str() {
-                    "__typename" => c.leaf(f, ConnectionField::Typename)?,
-                    "totalCount" => c.leaf(f, ConnectionField::TotalCount)?,
-                    "nodes" => {
-                        c.no_arguments(f)?;
-                        ConnectionField::Nodes(c.object(
-                            &f.selection_set.node,
-                            node_ty,
-                            node_field,
-                        )?)
-                    }
-                    "pageInfo" => {
-                        c.no_arguments(f)?;
-                        ConnectionField::PageInfo(c.object(
-                            &f.selection_set.node,
-                            "PageInfo",
-                            page_info_field,
-                        )?)
-                    }
-                    "edges" => {
-                        c.no_arguments(f)?;
-                        let set = &f.selection_set.node;
-                        if set.items.is_empty() {
-                            return None;
-                        }
-                        let mut edge = Vec::new();
-                        c.selections(
-                            set,
-                            edge_ty,
-                            &mut Vec::new(),
-                            0,
-                            &mut |c, e, key, conditions| {
-                                let kind = match e.name.node.as_str() {
-                                    "__typename" => c.leaf(e, EdgeField::Typename)?,
-                                    "cursor" => c.leaf(e, EdgeField::Cursor)?,
-                                    "node" => {
-                                        c.no_arguments(e)?;
-                                        EdgeField::Node(c.object(
-                                            &e.selection_set.node,
-                                            node_ty,
-                                            node_field,
-                                        )?)
-                                    }
-                                    _ => return None,
-                                };
-                                edge.push(Sel {
-                                    key,
-                                    conditions,
-                                    kind,
-                                });
-                                Some(())
-                            },
-                        )?;
-                        unique_keys(&edge)?;
-                        ConnectionField::Edges(edge)
-                    }
-                    _ => return None,
-                };
-                fields.push(Sel {
-                    key,
-                    conditions,
-                    kind,
-                });
-                Some(())
-            },
-        )?;
-        unique_keys(&fields)?;
+        let fields = self.object(&field.selection_set.node, conn_ty, |c, f| {
+            Some(match f.name.node.as_str() {
+                "__typename" => c.leaf(f, ConnectionField::Typename)?,
+                "totalCount" => c.leaf(f, ConnectionField::TotalCount)?,
+                "nodes" => {
+                    c.no_arguments(f)?;
+                    ConnectionField::Nodes(c.object(&f.selection_set.node, node_ty, node_field)?)
+                }
+                "pageInfo" => {
+                    c.no_arguments(f)?;
+                    ConnectionField::PageInfo(c.object(
+                        &f.selection_set.node,
+                        "PageInfo",
+                        page_info_field,
+                    )?)
+                }
+                "edges" => {
+                    c.no_arguments(f)?;
+                    ConnectionField::Edges(c.object(&f.selection_set.node, edge_ty, |c, e| {
+                        Some(match e.name.node.as_str() {
+                            "__typename" => c.leaf(e, EdgeField::Typename)?,
+                            "cursor" => c.leaf(e, EdgeField::Cursor)?,
+                            "node" => {
+                                c.no_arguments(e)?;
+                                EdgeField::Node(c.object(
+                                    &e.selection_set.node,
+                                    node_ty,
+                                    node_field,
+                                )?)
+                            }
+                            _ => return None,
+                        })
+                    })?)
+                }
+                _ => return None,
+            })
+        })?;
         Some(Connection {
             first,
             after,
