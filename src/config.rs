@@ -219,6 +219,10 @@ pub struct Settings {
     /// database is away.
     #[arg(long, env = "DB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
     pub db_timeout_ms: u64,
+    /// SQLite only: the page cache of each pooled connection, in KiB. The
+    /// operating system caches the file as well, so a small one costs little.
+    #[arg(long, env = "SQLITE_CACHE_KIB", default_value_t = crate::db::DEFAULT_SQLITE_CACHE_KIB, value_parser = clap::value_parser!(u32).range(64..=1_048_576), global = true)]
+    pub sqlite_cache_kib: u32,
     /// Seconds an instance's claim on an outbox entry lasts (auth0 mode). An
     /// entry claimed by an instance that crashed is applied by another once
     /// its claim ends.
@@ -331,6 +335,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
     pub db_timeout: std::time::Duration,
+    /// SQLite's page cache per connection, in KiB.
+    pub sqlite_cache_kib: u32,
     pub shutdown_grace: std::time::Duration,
     /// How long a deleted account's tombstone is kept.
     pub tombstone_ttl: std::time::Duration,
@@ -509,6 +515,7 @@ impl Settings {
             max_body_bytes: self.max_body_bytes as usize,
             db_max_connections: self.db_max_connections,
             db_timeout: std::time::Duration::from_millis(self.db_timeout_ms),
+            sqlite_cache_kib: self.sqlite_cache_kib,
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
             tombstone_ttl: std::time::Duration::from_secs(self.tombstone_ttl_seconds),
             graphiql: self.graphiql,

@@ -80,6 +80,7 @@ impl App {
             &config.database_url,
             config.db_max_connections,
             config.db_timeout,
+            config.sqlite_cache_kib,
         )
         .await?;
         db::migrate(&db, &config.database_url).await?;
@@ -227,7 +228,13 @@ impl App {
 /// The local issuer shared by every instance on `config`'s database: connects
 /// and migrates first, so it also works on a database no gateway has used yet.
 pub async fn local_issuer(config: &Config) -> anyhow::Result<LocalIssuer> {
-    let (db, _) = db::connect(&config.database_url, 1, config.db_timeout).await?;
+    let (db, _) = db::connect(
+        &config.database_url,
+        1,
+        config.db_timeout,
+        config.sqlite_cache_kib,
+    )
+    .await?;
     db::migrate(&db, &config.database_url).await?;
     let issuer = LocalIssuer::load_or_create_shared(
         &db,

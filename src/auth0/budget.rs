@@ -214,9 +214,14 @@ mod tests {
     async fn budget(rate: f64, burst: u32) -> (RateBudget, tempfile::TempDir) {
         let dir = tempfile::TempDir::new().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
-        let (db, _) = crate::db::connect(&url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let (db, _) = crate::db::connect(
+            &url,
+            2,
+            Duration::from_secs(5),
+            crate::db::DEFAULT_SQLITE_CACHE_KIB,
+        )
+        .await
+        .unwrap();
         crate::db::migrate(&db, &url).await.unwrap();
         (RateBudget::new(db, rate, burst), dir)
     }
