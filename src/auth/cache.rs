@@ -5,12 +5,18 @@
 //! is looked up by its exact text, so a cached answer is only ever given for
 //! the very string that was verified, and never after its `exp` (with the
 //! same leeway as a fresh verification).
+//!
+//! Tokens are kept by their SHA-256 digest, not their text: a bearer token
+//! is a credential, and at several hundred bytes each its text was most of
+//! the cache's memory.
 
 use std::{
     collections::HashMap,
     sync::RwLock,
     time::{SystemTime, UNIX_EPOCH},
 };
+
+use sha2::{Digest, Sha256};
 
 use super::{Principal, verifier::LEEWAY_SECS};
 
@@ -20,7 +26,11 @@ const CAPACITY: usize = 10_000;
 /// A cache of verified tokens.
 #[derive(Default)]
 pub struct VerifiedTokens {
-    entries: RwLock<HashMap<String, Principal>>,
+    entries: RwLock<HashMap<[u8; 32], Principal>>,
+}
+
+fn key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 fn now() -> i64 {
@@ -34,7 +44,7 @@ impl VerifiedTokens {
     pub fn get(&self, token: &str) -> Option<Principal> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(token)
+            .get(&key(token))
             .filter(|p| p.expires_at.saturating_add(LEEWAY_SECS as i64) > now())
             .cloned()
     }
@@ -49,6 +59,40 @@ impl VerifiedTokens {
                 entries.clear();
             }
         }
-        entries.insert(token.to_owned(), principal.clone());
+        entries.insert(key(token), principal.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(user_id: &str, expires_at: i64) -> Principal {
+        Principal {
+            user_id: user_id.to_owned(),
+            scopes: Vec::new(),
+            permissions: Vec::new(),
+            issued_at: None,
+            expires_at,
+            email: None,
+            name: None,
+            picture: None,
+            claimed_roles: None,
+            profile_updated_at: None,
+        }
+    }
+
+    #[test]
+    fn only_the_very_token_verified_is_answered_and_only_until_it_expires() {
+        let cache = VerifiedTokens::default();
+        let later = now() + 3600;
+        cache.insert("header.alice.sig", &principal("auth0|alice", later));
+        cache.insert("header.old.sig", &principal("auth0|old", now() - 3600));
+        let hit = cache.get("header.alice.sig").expect("the verified token");
+        assert_eq!(hit.user_id, "auth0|alice");
+        // One character off is another token, never verified.
+        assert!(cache.get("header.alice.siG").is_none());
+        assert!(cache.get("header.alice.sig ").is_none());
+        assert!(cache.get("header.old.sig").is_none());
     }
 }
