@@ -184,6 +184,9 @@ pub struct Plan {
     /// What generated the load.
     #[serde(default)]
     pub load_tool: LoadTool,
+    /// `--gateway-env`: more environment of every gateway.
+    #[serde(default)]
+    pub gateway_env: Vec<(String, String)>,
 }
 
 /// Where the run happened.
@@ -382,6 +385,18 @@ pub fn markdown(results: &Results) -> String {
         },
         p.pool_size
     );
+    if !p.gateway_env.is_empty() {
+        let env: Vec<String> = p
+            .gateway_env
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "The gateways' environment besides the harness's: {}.\n",
+            env.join(", ")
+        );
+    }
     let _ = writeln!(md, "```graphql\n{}\n```\n", results.query);
     for s in &results.sessions {
         let _ = writeln!(md, "## {} ({})\n", s.title(), s.database_version);
@@ -1138,6 +1153,7 @@ mod tests {
                 shape_cache_bytes: 32 << 20,
                 response_cache_max_bytes: 0,
                 load_tool: LoadTool::Harness,
+                gateway_env: Vec::new(),
             },
             query: String::new(),
             shape_query: String::new(),
@@ -1284,5 +1300,17 @@ mod tests {
     fn ratios_of_zero_are_not_numbers() {
         assert!(ratio(1.0, 0.0).is_nan());
         assert_eq!(ratio(1.0, 2.0), 0.5);
+    }
+
+    #[test]
+    fn the_report_names_the_gateways_extra_environment() {
+        let mut r = results(Vec::new());
+        assert!(!markdown(&r).contains("environment besides"));
+        r.plan.gateway_env = vec![("SQLITE_CACHE_KIB".to_owned(), "512".to_owned())];
+        assert!(
+            markdown(&r).contains(
+                "The gateways' environment besides the harness's: `SQLITE_CACHE_KIB=512`."
+            )
+        );
     }
 }

@@ -145,6 +145,42 @@ pub struct RunArgs {
     /// on); 0 skips that run [default: 33554432, the gateway's default].
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     pub shape_cache_bytes: u64,
+    /// More environment for every gateway the run starts, as KEY=VALUE
+    /// (repeatable), e.g. `--gateway-env SQLITE_CACHE_KIB=512`. Gateways
+    /// start with an empty environment, so variables set around
+    /// scripts/bench (`MIMALLOC_*`, `MALLOC_*`, settings) never reach them.
+    /// The settings the harness sets itself are refused.
+    #[arg(long = "gateway-env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub gateway_env: Vec<(String, String)>,
+}
+
+/// The gateway settings the harness sets itself: another value would make
+/// the report describe a run that did not happen.
+const HARNESS_SETTINGS: &[&str] = &[
+    "DATABASE_URL",
+    "LISTEN_ADDR",
+    "DATA_DIR",
+    "IDENTITY_MODE",
+    "DB_MAX_CONNECTIONS",
+    "MAX_PAGE_SIZE",
+    "RESPONSE_CACHE_MAX_BYTES",
+    "PROFILE_TTL_SECONDS",
+];
+
+/// `KEY=VALUE` of `--gateway-env`.
+fn parse_env(arg: &str) -> Result<(String, String), String> {
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not KEY=VALUE"))?;
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!("`{key}` is not an environment variable's name"));
+    }
+    if HARNESS_SETTINGS.contains(&key) || key.starts_with("AUTH0_") {
+        return Err(format!(
+            "{key} is set by the harness (use its own flag, e.g. --pool-size or --response-cache-max-bytes)"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl RunArgs {
@@ -188,6 +224,7 @@ impl RunArgs {
             load_tool: self.load_tool,
             shape_cache_bytes: self.shape_cache_bytes,
             response_cache_max_bytes: self.response_cache_max_bytes,
+            gateway_env: self.gateway_env.clone(),
         };
         ensure!(
             plan.users > 0 && plan.rows_users > 0,
@@ -886,6 +923,7 @@ impl GatewayEnv<'_> {
             .arg("serve")
             .current_dir(self.dir)
             .env_clear()
+            .envs(ctx.plan.gateway_env.iter().map(|(k, v)| (k, v)))
             .env("DATABASE_URL", self.url)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DATA_DIR", self.data_dir)
@@ -1269,4 +1307,33 @@ async fn same_answers(
         around(g),
         around(r)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_env_takes_key_value_and_refuses_the_harness_settings() {
+        assert_eq!(
+            parse_env("SQLITE_CACHE_KIB=512"),
+            Ok(("SQLITE_CACHE_KIB".to_owned(), "512".to_owned()))
+        );
+        // Only the first `=` separates.
+        assert_eq!(
+            parse_env("RUST_LOG=a=debug"),
+            Ok(("RUST_LOG".to_owned(), "a=debug".to_owned()))
+        );
+        assert!(parse_env("SQLITE_CACHE_KIB").is_err());
+        assert!(parse_env("=512").is_err());
+        assert!(parse_env("A B=1").is_err());
+        for key in [
+            "DB_MAX_CONNECTIONS",
+            "RESPONSE_CACHE_MAX_BYTES",
+            "AUTH0_DOMAIN",
+        ] {
+            let err = parse_env(&format!("{key}=1")).unwrap_err();
+            assert!(err.contains("set by the harness"), "{err}");
+        }
+    }
 }
