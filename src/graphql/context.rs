@@ -50,9 +50,10 @@ impl RequestContext {
     /// the path and locations async-graphql gives errors, rather than
     /// reading the database (or calling Auth0) a second time.
     pub fn with_me_failure(principal: Option<Principal>, error: AppError) -> Self {
-        let context = Self::new(principal);
-        *context.me_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
-        context
+        Self {
+            me_failure: std::sync::Mutex::new(Some(error)),
+            ..Self::new(principal)
+        }
     }
 }
 
