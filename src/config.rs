@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 
 use crate::{
-    graphql::{QueryLimits, TrustedDocuments},
+    graphql::{GuardLimits, QueryLimits, TrustedDocuments},
     http::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS},
 };
 
@@ -277,6 +277,17 @@ pub struct Settings {
     /// item of every list above it (`first`, or the default page size).
     #[arg(long, env = "MAX_QUERY_COST", default_value_t = QueryLimits::default().max_cost, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub max_query_cost: u64,
+    /// Deepest nesting of brackets (`{`, `[`, `(`) in a document or a JSON
+    /// body, checked before anything parses it.
+    #[arg(long, env = "MAX_NESTING", default_value_t = GuardLimits::default().max_nesting, value_parser = clap::value_parser!(u64).range(4..=256), global = true)]
+    pub max_nesting: u64,
+    /// Longest chain of fragment spreads (a fragment spreading a fragment).
+    #[arg(long, env = "MAX_FRAGMENT_DEPTH", default_value_t = GuardLimits::default().max_fragment_depth, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub max_fragment_depth: u64,
+    /// Most selections of an operation or a fragment, with every fragment
+    /// spread expanded.
+    #[arg(long, env = "MAX_SELECTIONS", default_value_t = GuardLimits::default().max_selections, value_parser = clap::value_parser!(u64).range(10..=1_000_000), global = true)]
+    pub max_selections: u64,
     /// Answer introspection queries (`__schema`, `__type`): `true` or `false`.
     #[arg(long, env = "INTROSPECTION", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub introspection: bool,
@@ -359,6 +370,8 @@ pub struct Config {
     pub csrf: Option<CsrfPrevention>,
     /// Limits on aliases, root fields and cost.
     pub query_limits: QueryLimits,
+    /// Bounds on a document's shape, checked before it is walked.
+    pub guard_limits: GuardLimits,
     /// Whether introspection queries are answered.
     pub introspection: bool,
 }
@@ -532,6 +545,11 @@ impl Settings {
                 max_aliases: self.max_aliases,
                 max_root_fields: self.max_root_fields,
                 max_cost: self.max_query_cost,
+            },
+            guard_limits: GuardLimits {
+                max_nesting: self.max_nesting,
+                max_fragment_depth: self.max_fragment_depth,
+                max_selections: self.max_selections,
             },
             introspection: self.introspection,
         })

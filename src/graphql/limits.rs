@@ -253,7 +253,11 @@ impl QueryLimiter {
         let tally = walk.selection_set(&operation.selection_set.node, root);
         QueryCost {
             aliases: tally.aliases,
-            root_fields: walk.root_fields(&operation.selection_set.node, &mut HashSet::new()),
+            root_fields: walk.root_fields(
+                &operation.selection_set.node,
+                &mut HashMap::new(),
+                &mut HashSet::new(),
+            ),
             cost: tally.cost,
         }
     }
@@ -407,24 +411,39 @@ impl<'a> Walk<'a> {
         tally
     }
 
-    /// Fields at the root, with fragments spread at the root counted in.
-    fn root_fields(&self, set: &'a SelectionSet, seen: &mut HashSet<&'a str>) -> u64 {
+    /// Fields at the root, with fragments spread at the root counted in,
+    /// each fragment counted once however often it is spread.
+    fn root_fields(
+        &self,
+        set: &'a SelectionSet,
+        counted: &mut HashMap<&'a str, u64>,
+        in_progress: &mut HashSet<&'a str>,
+    ) -> u64 {
         let mut count = 0u64;
         for selection in &set.items {
             count = count.saturating_add(match &selection.node {
                 Selection::Field(_) => 1,
                 Selection::InlineFragment(inline) => {
-                    self.root_fields(&inline.node.selection_set.node, seen)
+                    self.root_fields(&inline.node.selection_set.node, counted, in_progress)
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
-                    match self.document.fragments.get(&spread.node.fragment_name.node) {
-                        Some(fragment) if seen.insert(name) => {
-                            let n = self.root_fields(&fragment.node.selection_set.node, seen);
-                            seen.remove(name);
-                            n
+                    if let Some(n) = counted.get(name) {
+                        *n
+                    } else {
+                        match self.document.fragments.get(&spread.node.fragment_name.node) {
+                            Some(fragment) if in_progress.insert(name) => {
+                                let n = self.root_fields(
+                                    &fragment.node.selection_set.node,
+                                    counted,
+                                    in_progress,
+                                );
+                                in_progress.remove(name);
+                                counted.insert(name, n);
+                                n
+                            }
+                            _ => 0,
                         }
-                        _ => 0,
                     }
                 }
             });
@@ -563,6 +582,17 @@ mod tests {
         assert_eq!(cost.aliases, (1 << 40) - 1);
         let cyclic = "{ me { ...A } } fragment A on Me { id ...B } fragment B on Me { ...A }";
         assert_eq!(measure(cyclic, serde_json::json!({})).cost, 2);
+        // The same at the root: the root fields are counted once a fragment too.
+        let mut root = String::from("query Q { ...F0 }\n");
+        for i in 0..60 {
+            root.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        root.push_str("fragment F60 on Query { me { id } }\n");
+        assert_eq!(measure(&root, serde_json::json!({})).root_fields, 1 << 60);
     }
 
     #[test]

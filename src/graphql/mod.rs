@@ -7,6 +7,7 @@
 mod compiled;
 mod context;
 mod documents;
+pub mod guard;
 mod limits;
 mod loaders;
 mod mutation;
@@ -20,6 +21,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 pub use compiled::{Answer, CompiledQueries};
 pub use context::{Limits, RequestContext, Services};
 pub use documents::DocumentCache;
+pub use guard::{GuardLimits, Refused, Syntax, VALIDATION_FAILED};
 pub use limits::{
     LimitExceeded, QueryCost, QueryLimiter, QueryLimits, is_introspection_only, select_operation,
     selects_introspection,

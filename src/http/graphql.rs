@@ -39,8 +39,8 @@ use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
     graphql::{
-        Answer, LimitExceeded, RequestContext, is_introspection_only, select_operation,
-        selects_introspection, sha256_hex,
+        self as gql, Answer, LimitExceeded, RequestContext, Syntax, is_introspection_only,
+        select_operation, selects_introspection, sha256_hex,
     },
     telemetry::{self, GraphqlOperation},
 };
@@ -135,6 +135,22 @@ impl Refusal {
             "This endpoint does not allow freeform GraphQL requests; operations must be sent \
              by id (`documentId`, or the persisted queries GraphQL extension)",
         )
+    }
+
+    /// A document whose shape is refused before anything walks it.
+    fn guard(refused: gql::Refused) -> Self {
+        // A document validation refuses is the client's request error;
+        // bounds on size are limits like the others.
+        let status = match refused {
+            gql::Refused::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::OK,
+        };
+        let mut refusal = Self::new(status, refused.code(), refused.message());
+        if let Some((value, limit)) = refused.figures() {
+            refusal.extensions.insert("limit".into(), limit.into());
+            refusal.extensions.insert("value".into(), value.into());
+        }
+        refusal
     }
 
     fn limit(exceeded: LimitExceeded) -> Self {
@@ -251,9 +267,15 @@ pub async fn get(
     let json_param = |name: &str, value: Option<String>| -> Result<Option<Value>, Refusal> {
         match value.filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| Refusal::bad_input(format!("`{name}` is not JSON: {e}"))),
+            Some(text) => {
+                gql::guard::check_nesting(text.as_bytes(), Syntax::Json, &state.config.guard_limits)
+                    .map_err(Refusal::guard)
+                    .and_then(|()| {
+                        serde_json::from_str(&text)
+                            .map(Some)
+                            .map_err(|e| Refusal::bad_input(format!("`{name}` is not JSON: {e}")))
+                    })
+            }
         }
     };
     let wire = match (
@@ -296,6 +318,11 @@ pub async fn post(
         )
         .into_response();
     };
+    if let Err(refused) =
+        gql::guard::check_nesting(&bytes, Syntax::Json, &state.config.guard_limits)
+    {
+        return Refusal::guard(refused).into_response();
+    }
     let wire: WireRequest = match serde_json::from_slice(&bytes) {
         Ok(wire) => wire,
         Err(e) => {
@@ -428,6 +455,15 @@ fn check_document(
     variables: &Variables,
     over_get: bool,
 ) -> Result<(), Refusal> {
+    // First: every check below walks the document through its fragments.
+    // Only the count of selections waits for the cost limits, whose codes
+    // say more (each fragment is measured once there too).
+    let shape = gql::guard::check_document(document, &state.config.guard_limits);
+    if let Err(refused) = &shape
+        && !matches!(refused, gql::Refused::Selections { .. })
+    {
+        return Err(Refusal::guard(refused.clone()));
+    }
     if resolved.unlisted && !(state.config.introspection && is_introspection_only(document)) {
         return Err(Refusal::not_in_safelist());
     }
@@ -459,7 +495,7 @@ fn check_document(
         .limiter
         .check(document, operation_name, variables)
         .map_err(Refusal::limit)?;
-    Ok(())
+    shape.map_err(Refusal::guard)
 }
 
 async fn run(
@@ -490,6 +526,14 @@ async fn run(
         Err(refusal) => return refusal.into_response(),
     };
 
+    // Before any parser: a deep enough nest would overflow its stack.
+    if let Err(refused) = gql::guard::check_nesting(
+        resolved.query.as_bytes(),
+        Syntax::Graphql,
+        &state.config.guard_limits,
+    ) {
+        return Refusal::guard(refused).into_response();
+    }
     let mut request = async_graphql::Request::new(resolved.query.as_ref());
     if let Some(name) = &wire.operation_name {
         request = request.operation_name(name.as_str());

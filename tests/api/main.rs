@@ -13,6 +13,7 @@ mod compiled;
 mod fake_auth0;
 mod fake_auth0_tests;
 mod graphiql;
+mod hostile;
 mod http;
 mod inputs;
 mod instances;
