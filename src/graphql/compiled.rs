@@ -366,7 +366,10 @@ impl Operation {
     }
 
     /// What `me` reads for this request: the statement's plan, with the
-    /// pages of the request's arguments; `None` for an invalid page.
+    /// pages of the request's arguments; `None` for an invalid page, and
+    /// for a list selected more than once (aliases, another `me`, `nodes`
+    /// beside `edges`): the statement reads one page of each list, and
+    /// only async-graphql answers each selection from its own.
     fn me_plan(&self, values: &Values, limits: Limits) -> Option<MePlan> {
         let mut plan = MePlan {
             song_columns: Columns::NONE,
@@ -374,6 +377,7 @@ impl Operation {
             playlist_song_columns: Columns::NONE,
             ..MePlan::default()
         };
+        let (mut songs, mut playlists, mut playlist_songs) = (0, 0, 0);
         for me in &self.root {
             let RootField::Me(fields) = &me.kind else {
                 continue;
@@ -381,16 +385,19 @@ impl Operation {
             for field in fields {
                 match &field.kind {
                     MeField::Songs(conn) => {
+                        songs += 1;
                         plan.songs = conn.list_plan(values, limits)?;
                         plan.song_columns = conn.columns(song_columns);
                     }
                     MeField::Playlists(conn) => {
+                        playlists += 1;
                         plan.playlists = conn.list_plan(values, limits)?;
                         plan.playlist_columns = conn.columns(playlist_columns);
                         for nested in conn.items().filter_map(|f| match &f.kind {
                             PlaylistField::Songs(songs) => Some(songs),
                             _ => None,
                         }) {
+                            playlist_songs += 1;
                             plan.playlist_songs = nested.list_plan(values, limits)?;
                             plan.playlist_song_columns = nested.columns(song_columns);
                         }
@@ -399,7 +406,7 @@ impl Operation {
                 }
             }
         }
-        Some(plan)
+        (songs <= 1 && playlists <= 1 && playlist_songs <= 1).then_some(plan)
     }
 }
 
@@ -1319,13 +1326,10 @@ const UNREAD: Page = Page {
 
 /// Ends the object opened at `start`: async-graphql answers an object
 /// with no field (all skipped) as `null`.
-fn close(out: &mut Vec<u8>, start: usize, empty: bool) {
-    if empty {
-        out.truncate(start);
-        out.extend_from_slice(b"null");
-    } else {
-        out.push(b'}');
-    }
+/// Ends an object; one whose fields were all skipped is `{}`, as the spec
+/// answers it (async-graphql's `null` is put right in `order`).
+fn close(out: &mut Vec<u8>, _start: usize, _empty: bool) {
+    out.push(b'}');
 }
 
 fn comma(out: &mut Vec<u8>, first: &mut bool) {

@@ -8,7 +8,33 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use async_graphql::{Request, parser::types::ExecutableDocument};
+use async_graphql::{Request, Variables, parser::types::ExecutableDocument};
+
+use super::select_operation;
+
+/// Gives every variable of the operation that runs, which the request leaves
+/// out and which has a default, its default, as the spec's coercion of
+/// variable values does. async-graphql applies defaults where arguments
+/// read them but not in `@skip`/`@include`, which it evaluates before
+/// execution from the request's values alone: without this,
+/// `query($b: Boolean! = true) { me { id @skip(if: $b) } }` would run `id`.
+pub fn fill_variable_defaults(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &mut Variables,
+) {
+    let Some(operation) = select_operation(document, operation_name) else {
+        return;
+    };
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        if let Some(default) = &definition.default_value
+            && !variables.contains_key(&definition.name.node)
+        {
+            variables.insert(definition.name.node.clone(), default.node.clone());
+        }
+    }
+}
 
 /// Longest query text kept; larger ones are parsed every time.
 const MAX_QUERY_BYTES: usize = 16 * 1024;
@@ -69,6 +95,21 @@ impl DocumentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_left_out_take_their_defaults_and_sent_ones_stay() {
+        let document = async_graphql::parser::parse_query(
+            "query A($a: Boolean! = true, $b: Int = 3, $c: String, $d: Int = 1) { __typename }
+             query B($z: Int = 9) { __typename }",
+        )
+        .unwrap();
+        let mut variables = Variables::from_json(serde_json::json!({"d": null}));
+        fill_variable_defaults(&document, Some("A"), &mut variables);
+        assert_eq!(
+            variables.into_value().into_json().unwrap(),
+            serde_json::json!({"a": true, "b": 3, "d": null})
+        );
+    }
 
     #[test]
     fn a_query_is_parsed_once_and_the_cache_stays_bounded() {

@@ -39,8 +39,9 @@ pub struct GuardLimits {
     /// Longest chain of fragment spreads (a fragment spreading one that
     /// spreads another is 2).
     pub max_fragment_depth: u64,
-    /// Most selections (fields, inline fragments, spreads) an operation or a
-    /// fragment counts with every spread expanded.
+    /// Most selections (fields, inline fragments, spreads) a document's
+    /// operations count together, and a fragment alone, with every spread
+    /// expanded.
     pub max_selections: u64,
 }
 
@@ -201,11 +202,15 @@ pub fn check_document(document: &ExecutableDocument, limits: &GuardLimits) -> Re
         in_progress: Vec::new(),
         variables: &[],
     };
+    // Validation walks every operation, not only the one that runs: the
+    // bound is on all of them together.
+    let mut total = 0u64;
     for (_, operation) in document.operations.iter() {
         walk.variables = &operation.node.variable_definitions;
         check_directives(&operation.node.directives, walk.variables)?;
         let count = walk.selection_set(&operation.node.selection_set.node)?;
-        walk.check_count(count)?;
+        total = total.saturating_add(count);
+        walk.check_count(total)?;
     }
     // Fragments no operation spreads are still validated (and refused as
     // unused); measuring them here bounds what validation walks.

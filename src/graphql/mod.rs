@@ -11,6 +11,7 @@ pub mod guard;
 mod limits;
 mod loaders;
 mod mutation;
+mod order;
 mod query;
 mod scalars;
 mod trusted;
@@ -20,13 +21,14 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use compiled::{Answer, CompiledQueries};
 pub use context::{Limits, RequestContext, Services};
-pub use documents::DocumentCache;
+pub use documents::{DocumentCache, fill_variable_defaults};
 pub use guard::{GuardLimits, Refused, Syntax, VALIDATION_FAILED};
 pub use limits::{
     LimitExceeded, QueryCost, QueryLimiter, QueryLimits, is_introspection_only, select_operation,
     selects_introspection,
 };
 pub use mutation::MutationRoot;
+pub use order::{Shape, keep_objects};
 pub use query::QueryRoot;
 pub use scalars::Timestamp;
 pub use trusted::{TrustedDocuments, is_sha256_hex, sha256_hex};

@@ -505,7 +505,7 @@ async fn run(
     headers: &HeaderMap,
     over_get: bool,
 ) -> Response {
-    let variables = match wire.variables {
+    let mut variables = match wire.variables {
         None | Some(Value::Null) => Variables::default(),
         Some(value @ Value::Object(_)) => Variables::from_json(value),
         Some(_) => return Refusal::bad_input("`variables` must be an object").into_response(),
@@ -551,6 +551,7 @@ async fn run(
             ) {
                 return refusal.into_response();
             }
+            gql::fill_variable_defaults(document, wire.operation_name.as_deref(), &mut variables);
             if let (Some(hash), Some(store)) = (resolved.register, &state.apq) {
                 store.insert(hash, resolved.query.clone());
             }
@@ -614,7 +615,27 @@ async fn run(
         Some(error) => RequestContext::with_me_failure(principal, error),
         None => RequestContext::new(principal),
     };
+    // async-graphql orders keys as its resolvers finish and answers an
+    // object whose fields are all skipped `null`: put both right (see
+    // `graphql::Shape`).
+    let variables = std::mem::take(&mut request.variables);
+    let operation_name = request.operation_name.take();
+    let shape = match request.parsed_query() {
+        Ok(document) => {
+            let shape = gql::Shape::of(document, operation_name.as_deref(), &variables);
+            if let Some(kept) = gql::keep_objects(document) {
+                request.set_parsed_query(kept);
+            }
+            shape
+        }
+        Err(_) => None,
+    };
+    request.variables = variables;
+    request.operation_name = operation_name;
     let mut response = state.schema.execute(request.data(context)).await;
+    if let Some(shape) = &shape {
+        shape.apply(&mut response.data);
+    }
     // Parse, validation and argument errors come from async-graphql without a
     // code; they are all the client's to fix.
     for error in &mut response.errors {

@@ -205,6 +205,12 @@ fn corpus(cursor: &str, position_cursor: &str) -> Vec<Case> {
             json!({}),
             true,
         ),
+        // Pages after a cursor beside pages from the start: each its own pageInfo.
+        case(
+            &format!("{{ me {{ a: songs(first: 1, after: \"{cursor}\") {{ pageInfo {{ hasPreviousPage hasNextPage startCursor }} }} b: songs(first: 1) {{ pageInfo {{ hasPreviousPage startCursor }} nodes {{ id }} }} }} }}"),
+            json!({}),
+            false,
+        ),
         case(
             "{ me { songs { totalCount } playlists { totalCount nodes { songs { totalCount } } } } }",
             json!({}),
@@ -217,13 +223,17 @@ fn corpus(cursor: &str, position_cursor: &str) -> Vec<Case> {
             ..case("{ __typename }", json!({}), false)
         },
         case("{ me { songs { __typename } } }", json!({}), true),
-        // Objects whose fields are all skipped are null, `me` and `data` too.
+        // Objects whose fields are all skipped are `{}`, `me` and `data` too, as
+        // the spec answers them (async-graphql's own `null` is put right).
         case(
             "{ me { id @skip(if: true) songs(first: 1) { nodes { id @skip(if: true) } pageInfo { hasNextPage @include(if: false) } } } }",
             json!({}),
             true,
         ),
         case("{ me { id @skip(if: true) } }", json!({}), true),
+        // A variable's default decides `@skip` when the request leaves it out.
+        case("query($b: Boolean! = true) { me { id @skip(if: $b) displayName } }", json!({}), true),
+        case("query($b: Boolean! = true) { me { id @skip(if: $b) displayName } }", json!({"b": false}), true),
         Case {
             reads: false,
             ..case("{ me @skip(if: true) { id } }", json!({}), true)
@@ -266,6 +276,14 @@ fn corpus(cursor: &str, position_cursor: &str) -> Vec<Case> {
         "{ me { ... on Song { id } } }",
         // Two `me`.
         "{ a: me { id } b: me { name } }",
+        // A list selected twice: each selection has its own page and columns,
+        // which one statement's page cannot give (the case first).
+        "{ me { a: songs(first: 1) { nodes { id name } } b: songs(first: 3) { nodes { id artist } } } }",
+        "{ me { songs { nodes { id } } c: songs { totalCount } } }",
+        "{ me { a: playlists(first: 1) { nodes { id } } b: playlists(first: 3) { nodes { name plays featured } } } }",
+        "{ me { playlists { nodes { a: songs(first: 1) { nodes { id } } b: songs(first: 2) { nodes { genre } } } } } }",
+        "{ me { playlists(first: 2) { nodes { songs(first: 1) { nodes { id } } } edges { node { songs(first: 3) { nodes { artist } } } } } } }",
+        "{ a: me { songs(first: 1) { nodes { id } } } b: me { songs(first: 2) { nodes { createdAt } } } }",
         // A mutation.
         "mutation { updateMe(input: {favGenre: \"pop\"}) { favGenre } }",
     ] {
