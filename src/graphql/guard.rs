@@ -250,7 +250,10 @@ impl<'a> Walk<'a> {
         for selection in &set.items {
             check_directives(selection.node.directives(), self.variables)?;
             let inner = match &selection.node {
-                Selection::Field(field) => self.selection_set(&field.node.selection_set.node)?,
+                Selection::Field(field) => {
+                    check_typename(&field.node)?;
+                    self.selection_set(&field.node.selection_set.node)?
+                }
                 Selection::InlineFragment(inline) => {
                     self.selection_set(&inline.node.selection_set.node)?
                 }
@@ -296,6 +299,28 @@ impl<'a> Walk<'a> {
         self.measured.insert(name.as_str(), count);
         Ok(count)
     }
+}
+
+/// `__typename` takes no arguments and selects nothing; async-graphql's
+/// validation does not look at it at all.
+fn check_typename(field: &async_graphql::parser::types::Field) -> Result<(), Refused> {
+    if field.name.node != "__typename" {
+        return Ok(());
+    }
+    if let Some((name, _)) = field.arguments.first() {
+        return Err(Refused::Invalid(format!(
+            "Unknown argument \"{}\" on field \"__typename\"",
+            name.node
+        )));
+    }
+    if !field.selection_set.node.items.is_empty() {
+        return Err(Refused::Invalid(
+            "Field \"__typename\" must not have a selection since type \"String!\" has no \
+             subfields"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// `@skip(if:)` and `@include(if:)` take a `Boolean!`: a literal Boolean, or
@@ -451,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn skip_and_include_take_only_booleans() {
+    fn skip_and_include_take_only_booleans_and_typename_nothing() {
         for query in [
             "{ __typename @skip(if: \"x\") }",
             "{ __typename @include(if: 3) }",
@@ -460,6 +485,8 @@ mod tests {
             "query($b: String!) { __typename @include(if: $b) }",
             "query($b: Boolean) { __typename @skip(if: $b) }",
             "{ ...F } fragment F on Query { __typename @skip(if: [true]) }",
+            "{ __typename(x: 1) }",
+            "{ me { __typename { length } } }",
         ] {
             let refused = check(query).unwrap_err();
             assert_eq!(refused.code(), VALIDATION_FAILED, "{query}");

@@ -28,7 +28,7 @@ pub use limits::{
     selects_introspection,
 };
 pub use mutation::MutationRoot;
-pub use order::{Shape, keep_objects};
+pub use order::{Shape, for_executor, sort_errors};
 pub use query::QueryRoot;
 pub use scalars::Timestamp;
 pub use trusted::{TrustedDocuments, is_sha256_hex, sha256_hex};

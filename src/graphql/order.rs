@@ -1,5 +1,5 @@
-//! Two places where async-graphql 7.2's executor departs from the spec,
-//! put right around it.
+//! Where async-graphql 7.2 departs from the spec, or from one answer a
+//! document, put right around it.
 //!
 //! - It resolves a query's fields concurrently and keeps each object's keys
 //!   in the order the resolvers finished, so one document can answer the
@@ -9,27 +9,36 @@
 //!   a byte-compared ETag needs.
 //! - An object whose fields are all skipped by `@skip`/`@include` comes back
 //!   `null` rather than `{}`.
+//! - Its validation does not visit a `__typename`'s directives, so a
+//!   variable used only in `__typename @include(if: $v)` is refused as
+//!   unused.
+//! - It lists errors in the order its rules and resolvers met them, which
+//!   varies from run to run: [`sort_errors`] puts them in document order.
 //!
 //! [`Shape`] is the order of response keys the document asks for, built once
 //! per request from the parsed operation with its variables (linear in the
 //! document once [`super::guard`] has bounded it); [`Shape::apply`] sorts an
-//! answer into it. [`keep_objects`] gives every selection set that could
-//! end up empty one unconditional `__typename` under a reserved key, which
-//! [`Shape::apply`] removes again, so such an object is answered `{}`.
+//! answer into it. [`for_executor`] rewrites the document async-graphql
+//! runs: every selection set that could end up empty gets one unconditional
+//! `__typename` under a reserved key, which [`Shape::apply`] removes again,
+//! so such an object is answered `{}`; and a `__typename` with directives
+//! becomes the same field inside an inline fragment that carries them
+//! (CollectFields treats the two alike), whose directives validation does
+//! visit.
 
 use async_graphql::{
-    Name, Positioned, Variables,
+    Name, PathSegment, Positioned, ServerError, Variables,
     indexmap::IndexMap,
     parser::types::{
-        Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
-        SelectionSet,
+        Directive, DocumentOperations, ExecutableDocument, Field, InlineFragment, OperationType,
+        Selection, SelectionSet,
     },
 };
 use async_graphql_value::{ConstValue, Value};
 
 use super::select_operation;
 
-/// The response key under which [`keep_objects`] adds its `__typename`;
+/// The response key under which [`for_executor`] adds its `__typename`;
 /// names starting with `__` are reserved by the spec, so no client's alias
 /// can meet it.
 const KEEP: &str = "__keep";
@@ -59,7 +68,7 @@ impl Shape {
     }
 
     /// Sorts `data`'s keys into the document's order, and drops the keys
-    /// [`keep_objects`] added.
+    /// [`for_executor`] added.
     pub fn apply(&self, data: &mut ConstValue) {
         match data {
             ConstValue::Object(map) => {
@@ -90,6 +99,25 @@ impl Shape {
             _ => {}
         }
     }
+}
+
+/// Puts errors in the document's order: by the first place each points at,
+/// then by its path. async-graphql reports them as its validation rules and
+/// resolvers meet them, which varies from run to run (it keeps a document's
+/// operations in a hash map, and resolves fields concurrently).
+pub fn sort_errors(errors: &mut [ServerError]) {
+    errors.sort_by_cached_key(|error| {
+        let at = error.locations.first().map(|p| (p.line, p.column));
+        let path: Vec<(u8, usize, String)> = error
+            .path
+            .iter()
+            .map(|segment| match segment {
+                PathSegment::Index(i) => (0, *i, String::new()),
+                PathSegment::Field(name) => (1, 0, name.clone()),
+            })
+            .collect();
+        (at, path)
+    });
 }
 
 /// The keys `sets` select together (the fields of one response object),
@@ -170,20 +198,19 @@ fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> bool 
     })
 }
 
-/// A copy of `document` in which every selection set of an object that has
-/// no unconditional field of its own gets `__keep: __typename`, so that
-/// async-graphql answers it `{}` even when all the rest is skipped; `None`
-/// when no set needs it (the common case: nothing is copied). Subscriptions
-/// are left alone: `__typename` is not allowed at their root.
-pub fn keep_objects(document: &ExecutableDocument) -> Option<ExecutableDocument> {
+/// The document async-graphql should run in place of `document` (see the
+/// module comment); `None` when it needs no change (the common case: nothing
+/// is copied). Subscriptions are left alone: `__typename` is not allowed at
+/// their root.
+pub fn for_executor(document: &ExecutableDocument) -> Option<ExecutableDocument> {
     let mut subscription = false;
     let mut needed = false;
     for (_, operation) in document.operations.iter() {
         subscription |= operation.node.ty == OperationType::Subscription;
-        needed |= needs_keep(&operation.node.selection_set.node);
+        needed |= needs_rewrite(&operation.node.selection_set.node);
     }
     for fragment in document.fragments.values() {
-        needed |= needs_keep(&fragment.node.selection_set.node);
+        needed |= needs_rewrite(&fragment.node.selection_set.node);
     }
     if subscription || !needed {
         return None;
@@ -191,30 +218,36 @@ pub fn keep_objects(document: &ExecutableDocument) -> Option<ExecutableDocument>
     let mut document = document.clone();
     match &mut document.operations {
         DocumentOperations::Single(operation) => {
-            add_keep(&mut operation.node.selection_set.node, true)
+            rewrite(&mut operation.node.selection_set.node, true)
         }
         DocumentOperations::Multiple(operations) => {
             for operation in operations.values_mut() {
-                add_keep(&mut operation.node.selection_set.node, true);
+                rewrite(&mut operation.node.selection_set.node, true);
             }
         }
     }
     for fragment in document.fragments.values_mut() {
-        add_keep(&mut fragment.node.selection_set.node, false);
+        rewrite(&mut fragment.node.selection_set.node, false);
     }
     Some(document)
 }
 
-/// Whether `set` or a set under it lacks an unconditional field.
-fn needs_keep(set: &SelectionSet) -> bool {
-    let lacks = !has_plain_field(set);
-    lacks
+fn is_typename_with_directives(selection: &Selection) -> bool {
+    matches!(selection, Selection::Field(f)
+        if f.node.name.node == "__typename" && !f.node.directives.is_empty())
+}
+
+/// Whether `set` or a set under it lacks an unconditional field, or has a
+/// `__typename` with directives.
+fn needs_rewrite(set: &SelectionSet) -> bool {
+    !has_plain_field(set)
         || set.items.iter().any(|s| match &s.node {
+            selection if is_typename_with_directives(selection) => true,
             Selection::Field(field) => {
                 let inner = &field.node.selection_set.node;
-                !inner.items.is_empty() && needs_keep(inner)
+                !inner.items.is_empty() && needs_rewrite(inner)
             }
-            Selection::InlineFragment(inline) => needs_keep(&inline.node.selection_set.node),
+            Selection::InlineFragment(inline) => needs_rewrite(&inline.node.selection_set.node),
             Selection::FragmentSpread(_) => false,
         })
 }
@@ -225,9 +258,42 @@ fn has_plain_field(set: &SelectionSet) -> bool {
         .any(|s| matches!(&s.node, Selection::Field(f) if f.node.directives.is_empty()))
 }
 
-/// Adds the key to `set` when it is an object's own set (`object`) and lacks
-/// a plain field, and to every object set under it.
-fn add_keep(set: &mut SelectionSet, object: bool) {
+/// Wraps the `__typename`s of `set` that have directives, and adds the key
+/// to `set` when it is an object's own set (`object`) and lacks a plain
+/// field; the same in every set under it.
+fn rewrite(set: &mut SelectionSet, object: bool) {
+    for selection in &mut set.items {
+        if !is_typename_with_directives(&selection.node) {
+            continue;
+        }
+        let pos = selection.pos;
+        let placeholder = Selection::InlineFragment(Positioned::new(
+            InlineFragment {
+                type_condition: None,
+                directives: Vec::new(),
+                selection_set: Positioned::new(SelectionSet::default(), pos),
+            },
+            pos,
+        ));
+        let Selection::Field(mut field) = std::mem::replace(&mut selection.node, placeholder)
+        else {
+            continue;
+        };
+        let directives = std::mem::take(&mut field.node.directives);
+        selection.node = Selection::InlineFragment(Positioned::new(
+            InlineFragment {
+                type_condition: None,
+                directives,
+                selection_set: Positioned::new(
+                    SelectionSet {
+                        items: vec![Positioned::new(Selection::Field(field), pos)],
+                    },
+                    pos,
+                ),
+            },
+            pos,
+        ));
+    }
     if object && !has_plain_field(set) {
         set.items.push(Positioned::new(
             Selection::Field(Positioned::new(
@@ -248,11 +314,11 @@ fn add_keep(set: &mut SelectionSet, object: bool) {
             Selection::Field(field) => {
                 let inner = &mut field.node.selection_set.node;
                 if !inner.items.is_empty() {
-                    add_keep(inner, true);
+                    rewrite(inner, true);
                 }
             }
             Selection::InlineFragment(inline) => {
-                add_keep(&mut inline.node.selection_set.node, false)
+                rewrite(&mut inline.node.selection_set.node, false)
             }
             Selection::FragmentSpread(_) => {}
         }
@@ -295,7 +361,7 @@ mod tests {
             "query($b: Boolean!) { me { id @skip(if: $b) songs @include(if: true) { nodes { name } } } }",
         )
         .unwrap();
-        let kept = keep_objects(&document).expect("me has no plain field");
+        let kept = for_executor(&document).expect("me has no plain field");
         let Some(DocumentOperations::Single(op)) = Some(&kept.operations) else {
             panic!("one operation");
         };
@@ -307,7 +373,7 @@ mod tests {
         };
         assert_eq!(me.node.selection_set.node.items.len(), 3);
         assert!(
-            keep_objects(&async_graphql::parser::parse_query("{ me { id } }").unwrap()).is_none()
+            for_executor(&async_graphql::parser::parse_query("{ me { id } }").unwrap()).is_none()
         );
 
         let mut data =

@@ -623,7 +623,7 @@ async fn run(
     let shape = match request.parsed_query() {
         Ok(document) => {
             let shape = gql::Shape::of(document, operation_name.as_deref(), &variables);
-            if let Some(kept) = gql::keep_objects(document) {
+            if let Some(kept) = gql::for_executor(document) {
                 request.set_parsed_query(kept);
             }
             shape
@@ -636,6 +636,7 @@ async fn run(
     if let Some(shape) = &shape {
         shape.apply(&mut response.data);
     }
+    gql::sort_errors(&mut response.errors);
     // Parse, validation and argument errors come from async-graphql without a
     // code; they are all the client's to fix.
     for error in &mut response.errors {

@@ -29,7 +29,7 @@ const NAMES: &[&str] = &[
 
 /// Both gateways, with the response cache off so each request computes its
 /// answer: the compiled one, then async-graphql's over the same database.
-async fn pair(backend: Backend) -> (TestApp, TestApp) {
+pub(crate) async fn pair(backend: Backend) -> (TestApp, TestApp) {
     let fast = TestApp::spawn_with(backend, |c| c.response_cache_max_bytes = 0).await;
     let url = fast.database_url.clone();
     let slow = TestApp::spawn_with(backend, |c| {
@@ -42,7 +42,7 @@ async fn pair(backend: Backend) -> (TestApp, TestApp) {
 }
 
 /// The status and the raw body of a POST.
-async fn raw(
+pub(crate) async fn raw(
     app: &TestApp,
     token: Option<&str>,
     query: &str,
@@ -63,7 +63,7 @@ async fn raw(
 }
 
 /// `gateway_graphql_compiled_total` of `app`.
-async fn compiled(app: &TestApp) -> u64 {
+pub(crate) async fn compiled(app: &TestApp) -> u64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -81,7 +81,7 @@ async fn compiled(app: &TestApp) -> u64 {
 
 /// A library with escapes in every text, songs without artist or genre, an
 /// empty playlist, and more items than the small pages below.
-async fn library(app: &TestApp) {
+pub(crate) async fn library(app: &TestApp) {
     let admin = app.token_with(
         "auth0|admin",
         json!({"permissions": ["write:app_metadata"]}),

@@ -12,6 +12,7 @@ mod codegen_trusted;
 mod compiled;
 mod fake_auth0;
 mod fake_auth0_tests;
+mod generated;
 mod graphiql;
 mod hostile;
 mod http;
