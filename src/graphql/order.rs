@@ -101,13 +101,13 @@ impl Shape {
     }
 }
 
-/// Puts errors in the document's order: by the first place each points at,
-/// then by its path. async-graphql reports them as its validation rules and
+/// Puts errors in the document's order: by the places each points at, then
+/// by its path, then by its message. async-graphql reports them as its validation rules and
 /// resolvers meet them, which varies from run to run (it keeps a document's
 /// operations in a hash map, and resolves fields concurrently).
 pub fn sort_errors(errors: &mut [ServerError]) {
     errors.sort_by_cached_key(|error| {
-        let at = error.locations.first().map(|p| (p.line, p.column));
+        let at: Vec<(usize, usize)> = error.locations.iter().map(|p| (p.line, p.column)).collect();
         let path: Vec<(u8, usize, String)> = error
             .path
             .iter()
@@ -116,7 +116,9 @@ pub fn sort_errors(errors: &mut [ServerError]) {
                 PathSegment::Field(name) => (1, 0, name.clone()),
             })
             .collect();
-        (at, path)
+        // Errors alike in place and path (one rule meeting one conflict
+        // twice) still have one order.
+        (at, path, error.message.clone())
     });
 }
 
