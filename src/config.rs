@@ -223,6 +223,11 @@ pub struct Settings {
     /// operating system caches the file as well, so a small one costs little.
     #[arg(long, env = "SQLITE_CACHE_KIB", default_value_t = crate::db::DEFAULT_SQLITE_CACHE_KIB, value_parser = clap::value_parser!(u32).range(64..=1_048_576), global = true)]
     pub sqlite_cache_kib: u32,
+    /// SQLite only: longest wait, in milliseconds, of a write for the write
+    /// lock another connection holds (SQLite has one writer at a time);
+    /// past it the write answers CONFLICT, with nothing changed.
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = crate::db::DEFAULT_SQLITE_BUSY_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000), global = true)]
+    pub sqlite_busy_timeout_ms: u64,
     /// Seconds an instance's claim on an outbox entry lasts (auth0 mode). An
     /// entry claimed by an instance that crashed is applied by another once
     /// its claim ends.
@@ -348,6 +353,8 @@ pub struct Config {
     pub db_timeout: std::time::Duration,
     /// SQLite's page cache per connection, in KiB.
     pub sqlite_cache_kib: u32,
+    /// How long a SQLite write waits for the write lock.
+    pub sqlite_busy_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
     /// How long a deleted account's tombstone is kept.
     pub tombstone_ttl: std::time::Duration,
@@ -529,6 +536,7 @@ impl Settings {
             db_max_connections: self.db_max_connections,
             db_timeout: std::time::Duration::from_millis(self.db_timeout_ms),
             sqlite_cache_kib: self.sqlite_cache_kib,
+            sqlite_busy_timeout: std::time::Duration::from_millis(self.sqlite_busy_timeout_ms),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
             tombstone_ttl: std::time::Duration::from_secs(self.tombstone_ttl_seconds),
             graphiql: self.graphiql,

@@ -25,6 +25,11 @@ pub enum AppError {
     BadInput(String),
     /// An upstream service (the identity provider) refused or could not be reached.
     Upstream(String),
+    /// A concurrent write got in the way: nothing was changed, and sending
+    /// the request again is safe. `retry_now`: the database said that the
+    /// transaction only has to run again (a deadlock victim, a stale
+    /// snapshot); otherwise the lock it needed was not had in time.
+    Conflict { retry_now: bool },
     /// Anything else. Logged, never shown.
     Internal(anyhow::Error),
 }
@@ -53,6 +58,7 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
             Self::Upstream(_) => "UPSTREAM_UNAVAILABLE",
+            Self::Conflict { .. } => "CONFLICT",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -66,6 +72,10 @@ impl AppError {
             }
             Self::Forbidden(m) | Self::NotFound(m) | Self::BadInput(m) | Self::Upstream(m) => {
                 m.clone()
+            }
+            Self::Conflict { .. } => {
+                "a concurrent change got in the way; nothing was changed, send the request again"
+                    .to_owned()
             }
             Self::Internal(_) => "internal server error".to_owned(),
         }
@@ -87,7 +97,52 @@ impl From<sea_orm::DbErr> for AppError {
             tracing::warn!(error = %err, "the database is unavailable");
             return Self::Upstream("the database is unavailable; try again shortly".into());
         }
+        if let Some(race) = lost_race(&err) {
+            tracing::info!(error = %err, "a write lost a race with a concurrent one");
+            return Self::Conflict {
+                retry_now: race == Race::RunAgain,
+            };
+        }
         Self::Internal(err.into())
+    }
+}
+
+/// How a write lost to a concurrent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Race {
+    /// The database rolled the transaction back so that it runs again: a
+    /// deadlock victim, a serialization failure, a stale SQLite snapshot.
+    RunAgain,
+    /// The lock it needed was held by another writer for longer than the
+    /// database was told to wait (SQLite's busy timeout, PostgreSQL's
+    /// `lock_timeout`): running it again at once would only wait again.
+    LockTimeout,
+}
+
+/// Whether `err` says that a concurrent write got in the way, and how: not
+/// a bug, and nothing was changed.
+pub fn lost_race(err: &sea_orm::DbErr) -> Option<Race> {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return None;
+    };
+    let sqlx::Error::Database(db) = e.as_ref() else {
+        return None;
+    };
+    let code = db.code()?;
+    match code.as_ref() {
+        // PostgreSQL: serialization_failure, deadlock_detected.
+        "40001" | "40P01" => Some(Race::RunAgain),
+        // PostgreSQL: lock_not_available.
+        "55P03" => Some(Race::LockTimeout),
+        // SQLite's extended codes: SQLITE_BUSY_SNAPSHOT (a transaction that
+        // read an older snapshot than the last commit cannot write).
+        "517" => Some(Race::RunAgain),
+        // SQLITE_BUSY, SQLITE_BUSY_RECOVERY, SQLITE_BUSY_TIMEOUT,
+        // SQLITE_LOCKED and SQLITE_LOCKED_SHAREDCACHE.
+        "5" | "261" | "773" | "6" | "262" => Some(Race::LockTimeout),
+        _ => None,
     }
 }
 

@@ -81,6 +81,7 @@ impl App {
             config.db_max_connections,
             config.db_timeout,
             config.sqlite_cache_kib,
+            config.sqlite_busy_timeout,
         )
         .await?;
         db::migrate(&db, &config.database_url).await?;
@@ -233,6 +234,7 @@ pub async fn local_issuer(config: &Config) -> anyhow::Result<LocalIssuer> {
         1,
         config.db_timeout,
         config.sqlite_cache_kib,
+        config.sqlite_busy_timeout,
     )
     .await?;
     db::migrate(&db, &config.database_url).await?;

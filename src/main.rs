@@ -146,6 +146,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 1,
                 config.db_timeout,
                 config.sqlite_cache_kib,
+                config.sqlite_busy_timeout,
             )
             .await?;
             db::migrate(&conn, &config.database_url).await?;

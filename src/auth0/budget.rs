@@ -219,6 +219,7 @@ mod tests {
             2,
             Duration::from_secs(5),
             crate::db::DEFAULT_SQLITE_CACHE_KIB,
+            crate::db::DEFAULT_SQLITE_BUSY_TIMEOUT,
         )
         .await
         .unwrap();

@@ -247,6 +247,7 @@ async fn get_fav_genre(
                 AppError::NotFound(_) => StatusCode::NOT_FOUND,
                 AppError::BadInput(_) => StatusCode::BAD_REQUEST,
                 AppError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AppError::Conflict { .. } => StatusCode::CONFLICT,
                 AppError::Internal(cause) => {
                     tracing::error!(error = format!("{cause:#}"), "getFav failed");
                     StatusCode::INTERNAL_SERVER_ERROR

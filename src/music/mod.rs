@@ -10,12 +10,29 @@ mod songs;
 pub use songs::{NewSong, SongChanges};
 pub mod validate;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use me::{Columns, ListPlan, MeMusic, MePlan};
 pub use playlists::{PlaylistSong, PlaylistSongsPage};
 
-use crate::profile::ProfileService;
+use crate::{
+    error::{AppError, AppResult},
+    profile::{ProfileService, lock_user},
+};
+
+/// The first statement of every write transaction here: the caller's turn
+/// among the writers of their rows ([`lock_user`]), so that what a write
+/// reads of them (a song it checks, the positions it appends after, the
+/// plays the role follows) still holds when it writes. The caller's row was
+/// there when the request began; gone now, a concurrent request deleted the
+/// account.
+async fn lock_caller(txn: &DatabaseTransaction, user_id: &str) -> AppResult<()> {
+    if lock_user(txn, user_id).await? {
+        Ok(())
+    } else {
+        Err(AppError::AccountDeleted)
+    }
+}
 
 /// A request for one page of a list, keyset-paginated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

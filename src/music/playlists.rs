@@ -7,15 +7,16 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     sea_query::{Expr, ExprTrait},
 };
 
-use super::{MusicService, Page, PageOf, validate};
+use super::{MusicService, Page, PageOf, lock_caller, validate};
 use crate::{
+    db::{begin_write, retry_races},
     entity::{playlist_songs, playlists, songs},
     error::{AppError, AppResult},
-    profile::{self, PLAYLIST_EDITOR, ProfileService},
+    profile::{PLAYLIST_EDITOR, ProfileService},
     sql,
 };
 
@@ -217,12 +218,21 @@ impl MusicService {
     ) -> AppResult<playlists::Model> {
         let name = validate::required_text("name", name, validate::MAX_NAME_CHARS)?;
         let song_ids = validate::song_ids(song_ids)?;
-        let txn = self.db.begin().await?;
-        profile::lock_user(&txn, user_id).await?;
-        check_own_songs(&txn, user_id, &song_ids).await?;
+        retry_races(|| self.try_create_playlist(user_id, &name, &song_ids)).await
+    }
+
+    async fn try_create_playlist(
+        &self,
+        user_id: &str,
+        name: &str,
+        song_ids: &[i64],
+    ) -> AppResult<playlists::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
+        check_own_songs(&txn, user_id, song_ids).await?;
         let playlist = playlists::ActiveModel {
             user_id: Set(user_id.to_owned()),
-            name: Set(name),
+            name: Set(name.to_owned()),
             plays: Set(0),
             featured: Set(false),
             created_at: Set(Utc::now()),
@@ -230,7 +240,7 @@ impl MusicService {
         }
         .insert(&txn)
         .await?;
-        insert_members(&txn, user_id, playlist.id, &song_ids, 0).await?;
+        insert_members(&txn, user_id, playlist.id, song_ids, 0).await?;
         txn.commit().await?;
         Ok(playlist)
     }
@@ -243,9 +253,22 @@ impl MusicService {
         name: &str,
     ) -> AppResult<playlists::Model> {
         let name = validate::required_text("name", name, validate::MAX_NAME_CHARS)?;
-        let mut row: playlists::ActiveModel = own_playlist(&self.db, user_id, id).await?.into();
-        row.name = Set(name);
-        Ok(row.update(&self.db).await?)
+        retry_races(|| self.try_rename_playlist(user_id, id, &name)).await
+    }
+
+    async fn try_rename_playlist(
+        &self,
+        user_id: &str,
+        id: i64,
+        name: &str,
+    ) -> AppResult<playlists::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
+        let mut row: playlists::ActiveModel = own_playlist(&txn, user_id, id).await?.into();
+        row.name = Set(name.to_owned());
+        let playlist = row.update(&txn).await?;
+        txn.commit().await?;
+        Ok(playlist)
     }
 
     /// One of the user's own playlists.
@@ -256,8 +279,12 @@ impl MusicService {
     /// Deletes one of the user's playlists; its plays no longer count towards
     /// `playlist_editor`.
     pub async fn delete_playlist(&self, user_id: &str, id: i64) -> AppResult<()> {
-        let txn = self.db.begin().await?;
-        profile::lock_user(&txn, user_id).await?;
+        retry_races(|| self.try_delete_playlist(user_id, id)).await
+    }
+
+    async fn try_delete_playlist(&self, user_id: &str, id: i64) -> AppResult<()> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
         let result = playlists::Entity::delete_many()
             .filter(playlists::Column::Id.eq(id))
             .filter(playlists::Column::UserId.eq(user_id))
@@ -284,17 +311,27 @@ impl MusicService {
         song_ids: Vec<i64>,
     ) -> AppResult<playlists::Model> {
         let song_ids = validate::song_ids(song_ids)?;
-        let txn = self.db.begin().await?;
-        profile::lock_user(&txn, user_id).await?;
+        retry_races(|| self.try_add_songs(user_id, id, &song_ids)).await
+    }
+
+    async fn try_add_songs(
+        &self,
+        user_id: &str,
+        id: i64,
+        song_ids: &[i64],
+    ) -> AppResult<playlists::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
         let playlist = own_playlist(&txn, user_id, id).await?;
-        check_own_songs(&txn, user_id, &song_ids).await?;
+        check_own_songs(&txn, user_id, song_ids).await?;
         let members: Vec<playlist_songs::Model> = playlist_songs::Entity::find()
             .filter(playlist_songs::Column::PlaylistId.eq(id))
             .all(&txn)
             .await?;
         let last = members.iter().map(|m| m.position).max().unwrap_or(0);
         let new: Vec<i64> = song_ids
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| !members.iter().any(|m| m.song_id == *s))
             .collect();
         insert_members(&txn, user_id, id, &new, last).await?;
@@ -310,13 +347,23 @@ impl MusicService {
         song_ids: Vec<i64>,
     ) -> AppResult<playlists::Model> {
         let song_ids = validate::song_ids(song_ids)?;
-        let txn = self.db.begin().await?;
+        retry_races(|| self.try_remove_songs(user_id, id, &song_ids)).await
+    }
+
+    async fn try_remove_songs(
+        &self,
+        user_id: &str,
+        id: i64,
+        song_ids: &[i64],
+    ) -> AppResult<playlists::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
         let playlist = own_playlist(&txn, user_id, id).await?;
-        check_own_songs(&txn, user_id, &song_ids).await?;
+        check_own_songs(&txn, user_id, song_ids).await?;
         if !song_ids.is_empty() {
             playlist_songs::Entity::delete_many()
                 .filter(playlist_songs::Column::PlaylistId.eq(id))
-                .filter(playlist_songs::Column::SongId.is_in(song_ids))
+                .filter(playlist_songs::Column::SongId.is_in(song_ids.to_vec()))
                 .exec(&txn)
                 .await?;
         }
@@ -327,8 +374,12 @@ impl MusicService {
     /// Counts one play of one of the user's playlists and applies the plays
     /// rule to the user's roles.
     pub async fn record_play(&self, user_id: &str, id: i64) -> AppResult<playlists::Model> {
-        let txn = self.db.begin().await?;
-        profile::lock_user(&txn, user_id).await?;
+        retry_races(|| self.try_record_play(user_id, id)).await
+    }
+
+    async fn try_record_play(&self, user_id: &str, id: i64) -> AppResult<playlists::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
         let result = playlists::Entity::update_many()
             .col_expr(
                 playlists::Column::Plays,
@@ -358,20 +409,34 @@ impl MusicService {
         id: i64,
         featured: bool,
     ) -> AppResult<playlists::Model> {
-        // Read the roles now, not from the request's cached record: a play
-        // earlier in the same request may have just granted the role.
-        let user = ProfileService::find(&self.db, user_id)
+        retry_races(|| self.try_set_featured(user_id, id, featured)).await
+    }
+
+    async fn try_set_featured(
+        &self,
+        user_id: &str,
+        id: i64,
+        featured: bool,
+    ) -> AppResult<playlists::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
+        // Read the roles now, in the transaction, not from the request's
+        // cached record: a play earlier in the same request may have just
+        // granted the role, and a concurrent deletion may withdraw it.
+        let user = ProfileService::find(&txn, user_id)
             .await?
-            .ok_or_else(|| AppError::not_found("user", user_id))?;
+            .ok_or(AppError::AccountDeleted)?;
         if !user.has_role(PLAYLIST_EDITOR) {
             return Err(AppError::forbidden(format!(
                 "featuring playlists needs the {PLAYLIST_EDITOR} role ({} plays in total)",
                 self.profiles.editor_threshold()
             )));
         }
-        let mut row: playlists::ActiveModel = own_playlist(&self.db, &user.id, id).await?.into();
+        let mut row: playlists::ActiveModel = own_playlist(&txn, user_id, id).await?.into();
         row.featured = Set(featured);
-        Ok(row.update(&self.db).await?)
+        let playlist = row.update(&txn).await?;
+        txn.commit().await?;
+        Ok(playlist)
     }
 }
 

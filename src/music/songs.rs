@@ -6,8 +6,9 @@ use sea_orm::{
     QueryOrder, QuerySelect, QueryTrait,
 };
 
-use super::{MusicService, Page, PageOf, validate};
+use super::{MusicService, Page, PageOf, lock_caller, validate};
 use crate::{
+    db::{begin_write, retry_races},
     entity::songs,
     error::{AppError, AppResult},
     sql,
@@ -67,6 +68,10 @@ impl MusicService {
 
     /// Adds a song to the user's library.
     pub async fn add_song(&self, user_id: &str, new: NewSong) -> AppResult<songs::Model> {
+        retry_races(|| self.try_add_song(user_id, &new)).await
+    }
+
+    async fn try_add_song(&self, user_id: &str, new: &NewSong) -> AppResult<songs::Model> {
         let row = songs::ActiveModel {
             user_id: Set(user_id.to_owned()),
             name: Set(validate::required_text(
@@ -87,7 +92,11 @@ impl MusicService {
             created_at: Set(Utc::now()),
             ..Default::default()
         };
-        Ok(row.insert(&self.db).await?)
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
+        let song = row.insert(&txn).await?;
+        txn.commit().await?;
+        Ok(song)
     }
 
     /// Changes one of the user's songs.
@@ -97,41 +106,68 @@ impl MusicService {
         id: i64,
         changes: SongChanges,
     ) -> AppResult<songs::Model> {
-        let mut row: songs::ActiveModel = self.song(user_id, id).await?.into();
-        if let Some(name) = changes.name {
+        retry_races(|| self.try_update_song(user_id, id, &changes)).await
+    }
+
+    async fn try_update_song(
+        &self,
+        user_id: &str,
+        id: i64,
+        changes: &SongChanges,
+    ) -> AppResult<songs::Model> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
+        let mut row: songs::ActiveModel = songs::Entity::find_by_id(id)
+            .filter(songs::Column::UserId.eq(user_id))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| AppError::not_found("song", id))?
+            .into();
+        if let Some(name) = &changes.name {
             row.name = Set(validate::required_text(
                 "name",
-                &name,
+                name,
                 validate::MAX_NAME_CHARS,
             )?);
         }
-        if let Some(artist) = changes.artist {
+        if let Some(artist) = &changes.artist {
             row.artist = Set(validate::optional_text(
                 "artist",
                 artist.as_deref(),
                 validate::MAX_NAME_CHARS,
             )?);
         }
-        if let Some(genre) = changes.genre {
+        if let Some(genre) = &changes.genre {
             row.genre = Set(validate::optional_text(
                 "genre",
                 genre.as_deref(),
                 validate::MAX_NAME_CHARS,
             )?);
         }
-        Ok(row.update(&self.db).await?)
+        let song = row.update(&txn).await?;
+        txn.commit().await?;
+        Ok(song)
     }
 
     /// Deletes one of the user's songs (and its places in playlists).
     pub async fn delete_song(&self, user_id: &str, id: i64) -> AppResult<()> {
+        retry_races(|| self.try_delete_song(user_id, id)).await
+    }
+
+    /// Under the caller's turn, like every write of their rows: a playlist
+    /// being created or filled with this song checked that it exists.
+    async fn try_delete_song(&self, user_id: &str, id: i64) -> AppResult<()> {
+        let txn = begin_write(&self.db).await?;
+        lock_caller(&txn, user_id).await?;
         let result = songs::Entity::delete_many()
             .filter(songs::Column::Id.eq(id))
             .filter(songs::Column::UserId.eq(user_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
             return Err(AppError::not_found("song", id));
         }
+        txn.commit().await?;
         Ok(())
     }
 }

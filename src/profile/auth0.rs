@@ -30,7 +30,6 @@ use futures::{
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -42,6 +41,7 @@ use super::{
 use crate::{
     auth::Principal,
     auth0::{Auth0Error, Auth0User, ManagementClient, Wait},
+    db::{begin_write, retry_races},
     entity::outbox,
     error::{AppError, AppResult},
     sql,
@@ -454,7 +454,11 @@ impl Auth0Mirror {
     /// changes still waiting in the outbox applied on top, so a refresh never
     /// undoes a change Auth0 has not received yet.
     async fn store(&self, user: &Auth0User, create: bool) -> AppResult<()> {
-        let txn = self.db.begin().await?;
+        retry_races(|| self.try_store(user, create)).await
+    }
+
+    async fn try_store(&self, user: &Auth0User, create: bool) -> AppResult<()> {
+        let txn = begin_write(&self.db).await?;
         rows::lock_user(&txn, &user.user_id).await?;
         let mut profile = user.profile();
         for pending in pending_outbox(&txn, &user.user_id).await? {

@@ -29,12 +29,13 @@ use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, EntityTrait, FromQueryResult,
-    TransactionTrait, sea_query::OnConflict,
+    sea_query::OnConflict,
 };
 use serde_json::{Map, Value};
 
 use crate::{
     auth::Principal,
+    db::{begin_write, retry_races},
     entity::user_data,
     error::{AppError, AppResult},
 };
@@ -327,7 +328,14 @@ impl ProfileService {
     /// is not the authority) the account at the authority, durably: once
     /// this returns, the deletion reaches the authority even across a crash.
     pub async fn delete_user(&self, user_id: &str) -> AppResult<()> {
-        let txn = self.db.begin().await?;
+        retry_races(|| self.try_delete_user(user_id)).await?;
+        self.authority.committed();
+        tracing::info!(user_id, "account deleted");
+        Ok(())
+    }
+
+    async fn try_delete_user(&self, user_id: &str) -> AppResult<()> {
+        let txn = begin_write(&self.db).await?;
         if !rows::lock_user(&txn, user_id).await? {
             return Err(AppError::NotFound(format!(
                 "no user with id {user_id} has signed in yet"
@@ -336,8 +344,6 @@ impl ProfileService {
         rows::delete_user(&txn, user_id, Utc::now(), self.tombstone_ttl).await?;
         self.authority.record_deletion(&txn, user_id).await?;
         txn.commit().await?;
-        self.authority.committed();
-        tracing::info!(user_id, "account deleted");
         Ok(())
     }
 
@@ -363,7 +369,20 @@ impl ProfileService {
         } else {
             self.authority.accept_user_metadata(user_id, &patch).await?
         };
-        let txn = self.db.begin().await?;
+        // Only the database part runs again after a lost race: the
+        // authority accepted its part already.
+        retry_races(|| self.try_update_me(user_id, &patch, accepted.as_ref(), &update.fav_genre))
+            .await
+    }
+
+    async fn try_update_me(
+        &self,
+        user_id: &str,
+        patch: &Map<String, Value>,
+        accepted: Option<&AcceptedMetadata>,
+        fav_genre: &Option<Option<String>>,
+    ) -> AppResult<UserRecord> {
+        let txn = begin_write(&self.db).await?;
         rows::lock_user(&txn, user_id).await?;
         let current = rows::find(&txn, user_id)
             .await?
@@ -372,20 +391,20 @@ impl ProfileService {
             rows::write_user_metadata(
                 &txn,
                 user_id,
-                accepted.user_metadata,
+                accepted.user_metadata.clone(),
                 Some(accepted.updated_at),
             )
             .await?;
         } else if !patch.is_empty() {
             let mut user_metadata = current.user_meta().cloned().unwrap_or_default();
-            metadata::merge(&mut user_metadata, &patch);
+            metadata::merge(&mut user_metadata, patch);
             metadata::check_size(&user_metadata, current.app_meta().unwrap_or(&Map::new()))?;
             rows::write_user_metadata(&txn, user_id, user_metadata, None).await?;
         }
-        if let Some(fav_genre) = update.fav_genre {
+        if let Some(fav_genre) = fav_genre {
             let row = user_data::ActiveModel {
                 user_id: Set(user_id.to_owned()),
-                fav_genre: Set(fav_genre),
+                fav_genre: Set(fav_genre.clone()),
                 updated_at: Set(Utc::now()),
             };
             user_data::Entity::insert(row)
@@ -423,7 +442,17 @@ impl ProfileService {
         user_id: &str,
         patch: Map<String, Value>,
     ) -> AppResult<UserRecord> {
-        let txn = self.db.begin().await?;
+        let updated = retry_races(|| self.try_patch_app_metadata(user_id, &patch)).await?;
+        self.authority.committed();
+        Ok(updated)
+    }
+
+    async fn try_patch_app_metadata(
+        &self,
+        user_id: &str,
+        patch: &Map<String, Value>,
+    ) -> AppResult<UserRecord> {
+        let txn = begin_write(&self.db).await?;
         if !rows::lock_user(&txn, user_id).await? {
             return Err(AppError::NotFound(format!(
                 "no user with id {user_id} has signed in yet"
@@ -433,15 +462,14 @@ impl ProfileService {
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         let mut app_metadata = current.app_meta().cloned().unwrap_or_default();
-        metadata::merge(&mut app_metadata, &patch);
+        metadata::merge(&mut app_metadata, patch);
         metadata::check_size(current.user_meta().unwrap_or(&Map::new()), &app_metadata)?;
-        self.write_app_metadata(&txn, user_id, app_metadata, patch)
+        self.write_app_metadata(&txn, user_id, app_metadata, patch.clone())
             .await?;
         let updated = rows::find(&txn, user_id)
             .await?
             .ok_or_else(|| AppError::not_found("user", user_id))?;
         txn.commit().await?;
-        self.authority.committed();
         Ok(updated)
     }
 

@@ -247,8 +247,10 @@ pub async fn write_app_metadata<C: ConnectionTrait>(
 
 /// Serializes writers of one user: the first statement of every write
 /// transaction touches the user's row, which takes its row lock on PostgreSQL
-/// and the write lock on SQLite, so read-modify-write of metadata and the
-/// plays rule never interleave. Returns whether the user exists.
+/// (on SQLite, [`crate::db::begin_write`] took the one write lock already),
+/// so read-modify-write of metadata, of a playlist's songs and the plays rule
+/// never interleave, and every statement after it (read committed) sees the
+/// writes of the turns before. Returns whether the user exists.
 pub async fn lock_user<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<bool> {
     let result = users::Entity::update_many()
         .col_expr(users::Column::UpdatedAt, Utc::now().into())

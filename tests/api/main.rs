@@ -10,6 +10,7 @@ mod cli;
 mod codegen;
 mod codegen_trusted;
 mod compiled;
+mod concurrency;
 mod fake_auth0;
 mod fake_auth0_tests;
 mod generated;

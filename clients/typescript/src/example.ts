@@ -46,6 +46,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "BAD_USER_INPUT"
   | "UPSTREAM_UNAVAILABLE"
+  | "CONFLICT"
   | "INTERNAL_SERVER_ERROR"
   | (string & {});
 

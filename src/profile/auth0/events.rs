@@ -7,12 +7,13 @@
 //! an older delivery changes nothing.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value};
 
 use super::{Auth0Mirror, pending_outbox};
 use crate::{
     auth0::parse_time,
+    db::{begin_write, retry_races},
     entity::{outbox, users},
     error::AppResult,
     profile::{
@@ -214,8 +215,10 @@ impl Auth0Mirror {
             UserChange::Profile {
                 profile,
                 created_at,
-            } => self.apply_profile(profile, *created_at).await,
-            UserChange::Deleted { user_id, at } => self.apply_deletion(user_id, *at).await,
+            } => retry_races(|| self.apply_profile(profile, *created_at)).await,
+            UserChange::Deleted { user_id, at } => {
+                retry_races(|| self.apply_deletion(user_id, *at)).await
+            }
             UserChange::Changed { user_id, at } => {
                 self.enqueue_after(user_id, Some(*at));
                 Ok(())
@@ -236,7 +239,7 @@ impl Auth0Mirror {
             self.enqueue_after(user_id, Some(Utc::now()));
             return Ok(());
         };
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         rows::lock_user(&txn, user_id).await?;
         let stored = users::Entity::find_by_id(user_id).one(&txn).await?;
         let tombstone = match &stored {
@@ -275,7 +278,7 @@ impl Auth0Mirror {
     /// unless the row is newer: Auth0 changed the profile after `at`, or the
     /// row took over from this very deletion (a new signup with the id).
     async fn apply_deletion(&self, user_id: &str, at: DateTime<Utc>) -> AppResult<()> {
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         rows::lock_user(&txn, user_id).await?;
         if let Some(row) = users::Entity::find_by_id(user_id).one(&txn).await?
             && (row.auth0_updated_at.is_some_and(|u| u > at)
