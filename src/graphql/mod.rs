@@ -10,6 +10,7 @@ mod documents;
 mod limits;
 mod loaders;
 mod mutation;
+mod operation;
 mod query;
 mod scalars;
 mod trusted;
@@ -25,6 +26,7 @@ pub use limits::{
     selects_introspection,
 };
 pub use mutation::MutationRoot;
+pub use operation::{check_required_variables, choose_operation};
 pub use query::QueryRoot;
 pub use scalars::Timestamp;
 pub use trusted::{TrustedDocuments, is_sha256_hex, sha256_hex};

@@ -12,7 +12,11 @@
 //!    `graphql::CompiledQueries`), async-graphql for everything else.
 //!
 //! Every refusal has the shape of any other GraphQL error of the gateway:
-//! `{"errors": [{"message", "extensions": {"code"}}]}`.
+//! `{"errors": [{"message", "extensions": {"code"}}]}`, in the media type
+//! negotiated from `Accept` (see [`media`]). A GraphQL request error (a
+//! document that does not parse or validate, no operation to run, variables
+//! that do not coerce, a limit) has no `data` and is HTTP 400 under
+//! `application/graphql-response+json`, 200 under `application/json`.
 
 use std::sync::Arc;
 
@@ -33,20 +37,28 @@ use serde_json::{Map, Value, json};
 use super::{
     apq,
     auth::{InvalidToken, MaybePrincipal},
+    media::{self, MediaType, RequestError},
     response_cache::Lookup,
 };
 use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
     graphql::{
-        Answer, LimitExceeded, RequestContext, is_introspection_only, select_operation,
-        selects_introspection, sha256_hex,
+        Answer, LimitExceeded, RequestContext, check_required_variables, choose_operation,
+        is_introspection_only, selects_introspection, sha256_hex,
     },
     telemetry::{self, GraphqlOperation},
 };
 
-/// What GraphQL responses are served as.
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+/// Apollo's code for a document that does not parse.
+const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+
+/// Apollo's code for a document that does not validate against the schema
+/// (async-graphql's own depth and complexity limits included).
+const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+/// Apollo's code for a request whose operation cannot be chosen.
+const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
 
 /// Apollo's value for answers a client must not cache: a persisted query
 /// unknown now may be known a moment later.
@@ -64,6 +76,8 @@ pub struct Refusal {
     extensions: Map<String, Value>,
     no_cache: bool,
     allow_post: bool,
+    /// A GraphQL request error: 200 instead of 400 under `application/json`.
+    request_error: bool,
 }
 
 impl Refusal {
@@ -75,7 +89,16 @@ impl Refusal {
             extensions: Map::new(),
             no_cache: false,
             allow_post: false,
+            request_error: false,
         }
+    }
+
+    /// A GraphQL request error (the operation cannot run as sent): HTTP 400
+    /// under `application/graphql-response+json`, 200 under `application/json`.
+    pub fn request_error(code: &'static str, message: impl Into<String>) -> Self {
+        let mut refusal = Self::new(StatusCode::BAD_REQUEST, code, message);
+        refusal.request_error = true;
+        refusal
     }
 
     /// HTTP 400, `BAD_USER_INPUT`.
@@ -139,7 +162,7 @@ impl Refusal {
 
     fn limit(exceeded: LimitExceeded) -> Self {
         let (value, limit) = exceeded.figures();
-        let mut refusal = Self::new(StatusCode::OK, exceeded.code(), exceeded.message());
+        let mut refusal = Self::request_error(exceeded.code(), exceeded.message());
         refusal.extensions.insert("limit".into(), limit.into());
         refusal.extensions.insert("value".into(), value.into());
         refusal
@@ -168,10 +191,13 @@ impl IntoResponse for Refusal {
         let body = json!({"errors": [{"message": self.message, "extensions": extensions}]});
         let mut response = (
             self.status,
-            [(header::CONTENT_TYPE, GRAPHQL_RESPONSE)],
+            [(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)],
             body.to_string(),
         )
             .into_response();
+        if self.request_error {
+            response.extensions_mut().insert(RequestError);
+        }
         let headers = response.headers_mut();
         if self.no_cache {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(DONT_CACHE));
@@ -231,10 +257,23 @@ pub async fn get(
     uri: Uri,
     principal: Result<MaybePrincipal, InvalidToken>,
 ) -> Response {
-    if let Err(refusal) = prevent_csrf(&state, &headers) {
+    match media::negotiate(&headers) {
+        Ok(media) => media.finish(answer_get(&state, &headers, &uri, principal, media).await),
+        Err(media::NotAcceptable) => not_acceptable(),
+    }
+}
+
+async fn answer_get(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    principal: Result<MaybePrincipal, InvalidToken>,
+    media: MediaType,
+) -> Response {
+    if let Err(refusal) = prevent_csrf(state, headers) {
         return refusal.into_response();
     }
-    let params = match Query::<GetParams>::try_from_uri(&uri) {
+    let params = match Query::<GetParams>::try_from_uri(uri) {
         Ok(Query(params)) => params,
         Err(e) => {
             return Refusal::bad_input(format!("the query string is not a GraphQL request: {e}"))
@@ -270,7 +309,7 @@ pub async fn get(
         (Err(refusal), _) | (_, Err(refusal)) => return refusal.into_response(),
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, &headers, true).await,
+        Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, true, media).await,
         Err(invalid) => invalid.into_response(),
     }
 }
@@ -283,7 +322,20 @@ pub async fn post(
     principal: Result<MaybePrincipal, InvalidToken>,
     body: Body,
 ) -> Response {
-    if let Err(refusal) = prevent_csrf(&state, &headers) {
+    match media::negotiate(&headers) {
+        Ok(media) => media.finish(answer_post(&state, &headers, principal, body, media).await),
+        Err(media::NotAcceptable) => not_acceptable(),
+    }
+}
+
+async fn answer_post(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: Result<MaybePrincipal, InvalidToken>,
+    body: Body,
+    media: MediaType,
+) -> Response {
+    if let Err(refusal) = prevent_csrf(state, headers) {
         return refusal.into_response();
     }
     // The body limit layer stops a body over the limit; any error here is
@@ -304,9 +356,22 @@ pub async fn post(
         }
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, &headers, false).await,
+        Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, false, media).await,
         Err(invalid) => invalid.into_response(),
     }
+}
+
+/// The answer to an `Accept` that allows neither of the media types; in
+/// `application/json`, which a client that names no JSON type at all is
+/// most likely to read.
+fn not_acceptable() -> Response {
+    let refusal = Refusal::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "BAD_REQUEST",
+        "this endpoint answers in application/graphql-response+json or application/json, \
+         and the request's Accept header allows neither",
+    );
+    MediaType::Json.finish(refusal.into_response())
 }
 
 fn prevent_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
@@ -431,19 +496,17 @@ fn check_document(
     if resolved.unlisted && !(state.config.introspection && is_introspection_only(document)) {
         return Err(Refusal::not_in_safelist());
     }
+    let operation = choose_operation(document, operation_name)
+        .map_err(|why| Refusal::request_error(OPERATION_RESOLUTION_FAILURE, why))?;
     // async-graphql would answer `__schema: null` without a word.
     if !state.config.introspection && selects_introspection(document) {
-        return Err(Refusal::new(
-            StatusCode::OK,
+        return Err(Refusal::request_error(
             "INTROSPECTION_DISABLED",
             "introspection is turned off on this gateway (INTROSPECTION=false): \
              take the schema from its schema.graphql",
         ));
     }
-    if over_get
-        && let Some(operation) = select_operation(document, operation_name)
-        && operation.ty != OperationType::Query
-    {
+    if over_get && operation.ty != OperationType::Query {
         let mut refusal = Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
@@ -455,6 +518,8 @@ fn check_document(
         refusal.allow_post = true;
         return Err(refusal);
     }
+    check_required_variables(operation, variables)
+        .map_err(|why| Refusal::request_error("BAD_USER_INPUT", why))?;
     state
         .limiter
         .check(document, operation_name, variables)
@@ -468,6 +533,7 @@ async fn run(
     wire: WireRequest,
     headers: &HeaderMap,
     over_get: bool,
+    media: MediaType,
 ) -> Response {
     let variables = match wire.variables {
         None | Some(Value::Null) => Variables::default(),
@@ -511,10 +577,9 @@ async fn run(
                 store.insert(hash, resolved.query.clone());
             }
         }
-        // Execution reports the parse error, but an unlisted text is
-        // refused as such whether or not it parses.
+        // An unlisted text is refused as such whether or not it parses.
         Err(_) if resolved.unlisted => return Refusal::not_in_safelist().into_response(),
-        Err(_) => {}
+        Err(error) => return request_errors(vec![error], PARSE_FAILED),
     }
     let mut request = request.variables(variables);
     let operation = GraphqlOperation::of(&mut request);
@@ -526,7 +591,7 @@ async fn run(
     // of the cache key.
     let pending = match &state.response_cache {
         Some(cache) => match cache
-            .lookup(principal.as_ref(), &mut request, headers)
+            .lookup(principal.as_ref(), &mut request, headers, media)
             .await
         {
             Lookup::Answered(mut response) => {
@@ -557,7 +622,8 @@ async fn run(
                 let body = axum::body::Bytes::from(body);
                 let mut response = match pending {
                     Some(pending) => pending.finish_bytes(body),
-                    None => ([(header::CONTENT_TYPE, GRAPHQL_RESPONSE)], body).into_response(),
+                    None => ([(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)], body)
+                        .into_response(),
                 };
                 response.extensions_mut().insert(operation);
                 return response;
@@ -571,15 +637,21 @@ async fn run(
         None => RequestContext::new(principal),
     };
     let mut response = state.schema.execute(request.data(context)).await;
-    // Parse, validation and argument errors come from async-graphql without a
-    // code; they are all the client's to fix.
+    // Nothing ran if no error points at a field and there is no data:
+    // async-graphql refused the document (validation, its depth and
+    // complexity limits). Resolvers' errors carry their field's path.
+    if response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+    {
+        let mut answer = request_errors(std::mem::take(&mut response.errors), VALIDATION_FAILED);
+        answer.extensions_mut().insert(operation);
+        return answer;
+    }
+    // Errors without a code are async-graphql's, about arguments: the
+    // client's to fix.
     for error in &mut response.errors {
-        set_default_code(error);
-        if let Some(async_graphql::Value::String(code)) =
-            error.extensions.as_ref().and_then(|e| e.get("code"))
-        {
-            telemetry::record_graphql_error(code);
-        }
+        set_default_code(error, "BAD_USER_INPUT");
     }
     let mut response = match pending {
         Some(pending) => pending.finish(response),
@@ -589,9 +661,38 @@ async fn run(
     response
 }
 
-fn set_default_code(error: &mut ServerError) {
+/// Gives `error` `code` unless it has one, and counts it by its code.
+fn set_default_code(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
-        extensions.set("code", "BAD_USER_INPUT");
+        extensions.set("code", code);
     }
+    if let Some(async_graphql::Value::String(code)) = extensions.get("code") {
+        telemetry::record_graphql_error(code);
+    }
+}
+
+/// A GraphQL request error from async-graphql's parser or validation:
+/// `errors` (with `code` unless they have one) and no `data`, since
+/// nothing ran.
+fn request_errors(mut errors: Vec<ServerError>, code: &str) -> Response {
+    for error in &mut errors {
+        set_default_code(error, code);
+    }
+    #[derive(serde::Serialize)]
+    struct Errors<'a> {
+        errors: &'a [ServerError],
+    }
+    let body = serde_json::to_vec(&Errors { errors: &errors }).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize GraphQL errors");
+        br#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_vec()
+    });
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)],
+        body,
+    )
+        .into_response();
+    response.extensions_mut().insert(RequestError);
+    response
 }

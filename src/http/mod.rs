@@ -8,6 +8,7 @@ mod auth0_hooks;
 mod csrf;
 mod graphiql;
 mod graphql;
+mod media;
 pub mod response_cache;
 mod routes;
 

@@ -252,13 +252,22 @@ async fn queries_too_deep_or_too_large_are_refused(app: TestApp) {
 }
 
 async fn malformed_requests_get_a_coded_error(app: TestApp) {
-    for (query, mentions) in [
-        ("{ me { nope } }", "Unknown field"),
-        ("{ me { songs(first: \"ten\") { totalCount } } }", "first"),
-        ("{ me { id }", "expected"),
+    for (query, code, mentions) in [
+        (
+            "{ me { nope } }",
+            "GRAPHQL_VALIDATION_FAILED",
+            "Unknown field",
+        ),
+        (
+            "{ me { songs(first: \"ten\") { totalCount } } }",
+            "GRAPHQL_VALIDATION_FAILED",
+            "first",
+        ),
+        ("{ me { id }", "GRAPHQL_PARSE_FAILED", "expected"),
     ] {
         let body = app.gql(U, query, json!({})).await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+        assert_eq!(error_code(&body), code, "{query}: {body}");
+        assert!(body.get("data").is_none(), "nothing ran: {body}");
         assert!(
             body["errors"][0]["message"]
                 .as_str()
