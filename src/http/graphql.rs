@@ -37,6 +37,7 @@ use serde_json::{Map, Value, json};
 use super::{
     apq,
     auth::{InvalidToken, MaybePrincipal},
+    body_limit,
     media::{self, MediaType, RequestError},
     response_cache::Lookup,
 };
@@ -98,6 +99,17 @@ impl Refusal {
     pub fn request_error(code: &'static str, message: impl Into<String>) -> Self {
         let mut refusal = Self::new(StatusCode::BAD_REQUEST, code, message);
         refusal.request_error = true;
+        refusal
+    }
+
+    /// A body over `MAX_BODY_BYTES`.
+    fn too_large(limit: usize) -> Self {
+        let mut refusal = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_REQUEST",
+            body_limit::too_large_message(limit),
+        );
+        refusal.extensions.insert("limit".into(), limit.into());
         refusal
     }
 
@@ -273,12 +285,12 @@ async fn answer_get(
     if let Err(refusal) = prevent_csrf(state, headers) {
         return refusal.into_response();
     }
-    let params = match Query::<GetParams>::try_from_uri(uri) {
-        Ok(Query(params)) => params,
-        Err(e) => {
-            return Refusal::bad_input(format!("the query string is not a GraphQL request: {e}"))
-                .into_response();
-        }
+    let Ok(Query(params)) = Query::<GetParams>::try_from_uri(uri) else {
+        return Refusal::bad_input(
+            "the query string is not a GraphQL request: `query`, `operationName`, \
+             `variables`, `extensions` and `documentId` may each appear once",
+        )
+        .into_response();
     };
     if params.query.is_none() && params.document_id.is_none() && params.extensions.is_none() {
         return Refusal::bad_input(
@@ -290,9 +302,9 @@ async fn answer_get(
     let json_param = |name: &str, value: Option<String>| -> Result<Option<Value>, Refusal> {
         match value.filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| Refusal::bad_input(format!("`{name}` is not JSON: {e}"))),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                Refusal::bad_input(format!("`{name}` is not JSON ({})", json_position(&e)))
+            }),
         }
     };
     let wire = match (
@@ -338,27 +350,28 @@ async fn answer_post(
     if let Err(refusal) = prevent_csrf(state, headers) {
         return refusal.into_response();
     }
-    // The body limit layer stops a body over the limit; any error here is
-    // that, or a client gone, which reads no answer.
-    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
-        return Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_USER_INPUT",
-            "the request body is too large",
-        )
-        .into_response();
+    // A declared length over the limit was refused before this (see
+    // `too_large`); a body without one is cut off at the limit as it
+    // streams. Any error here is that, or a client gone, which reads no answer.
+    let limit = state.config.max_body_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Refusal::too_large(limit).into_response();
     };
-    let wire: WireRequest = match serde_json::from_slice(&bytes) {
+    let wire = match wire_request(&bytes) {
         Ok(wire) => wire,
-        Err(e) => {
-            return Refusal::bad_input(format!("the body is not a GraphQL request: {e}"))
-                .into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     match principal {
         Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, false, media).await,
         Err(invalid) => invalid.into_response(),
     }
+}
+
+/// The answer to a request to `/graphql` whose declared `Content-Length`
+/// is over `limit`, before anything is read.
+pub fn too_large(headers: &HeaderMap, limit: usize) -> Response {
+    let media = media::negotiate(headers).unwrap_or(MediaType::Json);
+    media.finish(Refusal::too_large(limit).into_response())
 }
 
 /// The answer to an `Accept` that allows neither of the media types; in
@@ -372,6 +385,59 @@ fn not_acceptable() -> Response {
          and the request's Accept header allows neither",
     );
     MediaType::Json.finish(refusal.into_response())
+}
+
+/// A POST body as a GraphQL request; a body that is not one is refused in
+/// the gateway's words, not the JSON parser's.
+fn wire_request(bytes: &[u8]) -> Result<WireRequest, Refusal> {
+    let error = match serde_json::from_slice::<WireRequest>(bytes) {
+        Ok(wire) => return Ok(wire),
+        Err(error) => error,
+    };
+    let not_a_request =
+        |why: String| Refusal::bad_input(format!("the body is not a GraphQL request: {why}"));
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_a_request(
+            "it is empty; send a JSON object such as {\"query\": \"{ me { id } }\"}".into(),
+        ));
+    }
+    Err(match serde_json::from_slice::<Value>(bytes) {
+        Err(e) => not_a_request(format!("it is not JSON ({})", json_position(&e))),
+        Ok(Value::Array(_)) => Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "batched requests (a JSON array of operations) are not supported: \
+             send each operation in a request of its own",
+        ),
+        Ok(Value::Object(map)) => {
+            let wrong = ["query", "operationName", "documentId"]
+                .into_iter()
+                .find(|name| {
+                    map.get(*name)
+                        .is_some_and(|v| !v.is_string() && !v.is_null())
+                });
+            match wrong {
+                Some(name) => not_a_request(format!("`{name}` must be a string")),
+                // A field twice, say: serde refuses it, the map keeps one.
+                None => {
+                    tracing::debug!(error = %error, "a POST body was refused");
+                    not_a_request(
+                        "each of `query`, `operationName`, `variables`, `extensions` and \
+                         `documentId` may appear once"
+                            .into(),
+                    )
+                }
+            }
+        }
+        Ok(_) => {
+            not_a_request("it must be a JSON object such as {\"query\": \"{ me { id } }\"}".into())
+        }
+    })
+}
+
+/// Where JSON text stopped making sense, for a message.
+fn json_position(error: &serde_json::Error) -> String {
+    format!("line {}, column {}", error.line(), error.column())
 }
 
 fn prevent_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {

@@ -5,6 +5,7 @@
 mod apq;
 mod auth;
 mod auth0_hooks;
+mod body_limit;
 mod csrf;
 mod graphiql;
 mod graphql;
