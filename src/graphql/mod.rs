@@ -11,6 +11,7 @@ pub mod guard;
 mod limits;
 mod loaders;
 mod mutation;
+mod operation;
 mod order;
 mod query;
 mod scalars;
@@ -28,6 +29,7 @@ pub use limits::{
     selects_introspection,
 };
 pub use mutation::MutationRoot;
+pub use operation::{check_required_variables, choose_operation};
 pub use order::{Shape, for_executor, sort_errors};
 pub use query::QueryRoot;
 pub use scalars::Timestamp;

@@ -10,7 +10,7 @@
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::State,
+    extract::{State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::body_limit;
 use crate::{
     AppState,
     config::Secret,
@@ -71,7 +72,15 @@ fn answer(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 #[tracing::instrument(skip_all)]
-async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_limit::unread(&rejection, state.config.max_body_bytes),
+    };
     let token = state
         .config
         .auth0
@@ -81,7 +90,15 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 }
 
 #[tracing::instrument(skip_all)]
-async fn log_stream(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn log_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_limit::unread(&rejection, state.config.max_body_bytes),
+    };
     let Some(auth0) = state.config.auth0.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };

@@ -12,7 +12,11 @@
 //!    `graphql::CompiledQueries`), async-graphql for everything else.
 //!
 //! Every refusal has the shape of any other GraphQL error of the gateway:
-//! `{"errors": [{"message", "extensions": {"code"}}]}`.
+//! `{"errors": [{"message", "extensions": {"code"}}]}`, in the media type
+//! negotiated from `Accept` (see [`media`]). A GraphQL request error (a
+//! document that does not parse or validate, no operation to run, variables
+//! that do not coerce, a limit) has no `data` and is HTTP 400 under
+//! `application/graphql-response+json`, 200 under `application/json`.
 
 use std::sync::Arc;
 
@@ -33,20 +37,25 @@ use serde_json::{Map, Value, json};
 use super::{
     apq,
     auth::{InvalidToken, MaybePrincipal},
+    body_limit,
+    media::{self, MediaType, RequestError},
     response_cache::Lookup,
 };
 use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
     graphql::{
-        self as gql, Answer, LimitExceeded, RequestContext, Syntax, is_introspection_only,
-        select_operation, selects_introspection, sha256_hex,
+        self as gql, Answer, LimitExceeded, RequestContext, Syntax, check_required_variables,
+        choose_operation, is_introspection_only, selects_introspection, sha256_hex,
     },
     telemetry::{self, GraphqlOperation},
 };
 
-/// What GraphQL responses are served as.
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+/// Apollo's code for a document that does not parse.
+const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+
+/// Apollo's code for a request whose operation cannot be chosen.
+const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
 
 /// Apollo's value for answers a client must not cache: a persisted query
 /// unknown now may be known a moment later.
@@ -64,6 +73,8 @@ pub struct Refusal {
     extensions: Map<String, Value>,
     no_cache: bool,
     allow_post: bool,
+    /// A GraphQL request error: 200 instead of 400 under `application/json`.
+    request_error: bool,
 }
 
 impl Refusal {
@@ -75,7 +86,27 @@ impl Refusal {
             extensions: Map::new(),
             no_cache: false,
             allow_post: false,
+            request_error: false,
         }
+    }
+
+    /// A GraphQL request error (the operation cannot run as sent): HTTP 400
+    /// under `application/graphql-response+json`, 200 under `application/json`.
+    pub fn request_error(code: &'static str, message: impl Into<String>) -> Self {
+        let mut refusal = Self::new(StatusCode::BAD_REQUEST, code, message);
+        refusal.request_error = true;
+        refusal
+    }
+
+    /// A body over `MAX_BODY_BYTES`.
+    fn too_large(limit: usize) -> Self {
+        let mut refusal = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_REQUEST",
+            body_limit::too_large_message(limit),
+        );
+        refusal.extensions.insert("limit".into(), limit.into());
+        refusal
     }
 
     /// HTTP 400, `BAD_USER_INPUT`.
@@ -137,15 +168,10 @@ impl Refusal {
         )
     }
 
-    /// A document whose shape is refused before anything walks it.
+    /// A document whose shape is refused before anything walks it: a
+    /// request error, as the limits below and validation's are.
     fn guard(refused: gql::Refused) -> Self {
-        // A document validation refuses is the client's request error;
-        // bounds on size are limits like the others.
-        let status = match refused {
-            gql::Refused::Invalid(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::OK,
-        };
-        let mut refusal = Self::new(status, refused.code(), refused.message());
+        let mut refusal = Self::request_error(refused.code(), refused.message());
         if let Some((value, limit)) = refused.figures() {
             refusal.extensions.insert("limit".into(), limit.into());
             refusal.extensions.insert("value".into(), value.into());
@@ -155,7 +181,7 @@ impl Refusal {
 
     fn limit(exceeded: LimitExceeded) -> Self {
         let (value, limit) = exceeded.figures();
-        let mut refusal = Self::new(StatusCode::OK, exceeded.code(), exceeded.message());
+        let mut refusal = Self::request_error(exceeded.code(), exceeded.message());
         refusal.extensions.insert("limit".into(), limit.into());
         refusal.extensions.insert("value".into(), value.into());
         refusal
@@ -184,10 +210,13 @@ impl IntoResponse for Refusal {
         let body = json!({"errors": [{"message": self.message, "extensions": extensions}]});
         let mut response = (
             self.status,
-            [(header::CONTENT_TYPE, GRAPHQL_RESPONSE)],
+            [(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)],
             body.to_string(),
         )
             .into_response();
+        if self.request_error {
+            response.extensions_mut().insert(RequestError);
+        }
         let headers = response.headers_mut();
         if self.no_cache {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(DONT_CACHE));
@@ -247,15 +276,28 @@ pub async fn get(
     uri: Uri,
     principal: Result<MaybePrincipal, InvalidToken>,
 ) -> Response {
-    if let Err(refusal) = prevent_csrf(&state, &headers) {
+    match media::negotiate(&headers) {
+        Ok(media) => media.finish(answer_get(&state, &headers, &uri, principal, media).await),
+        Err(media::NotAcceptable) => not_acceptable(),
+    }
+}
+
+async fn answer_get(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    principal: Result<MaybePrincipal, InvalidToken>,
+    media: MediaType,
+) -> Response {
+    if let Err(refusal) = prevent_csrf(state, headers) {
         return refusal.into_response();
     }
-    let params = match Query::<GetParams>::try_from_uri(&uri) {
-        Ok(Query(params)) => params,
-        Err(e) => {
-            return Refusal::bad_input(format!("the query string is not a GraphQL request: {e}"))
-                .into_response();
-        }
+    let Ok(Query(params)) = Query::<GetParams>::try_from_uri(uri) else {
+        return Refusal::bad_input(
+            "the query string is not a GraphQL request: `query`, `operationName`, \
+             `variables`, `extensions` and `documentId` may each appear once",
+        )
+        .into_response();
     };
     if params.query.is_none() && params.document_id.is_none() && params.extensions.is_none() {
         return Refusal::bad_input(
@@ -268,13 +310,15 @@ pub async fn get(
         match value.filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(text) => {
-                gql::guard::check_nesting(text.as_bytes(), Syntax::Json, &state.config.guard_limits)
-                    .map_err(Refusal::guard)
-                    .and_then(|()| {
-                        serde_json::from_str(&text)
-                            .map(Some)
-                            .map_err(|e| Refusal::bad_input(format!("`{name}` is not JSON: {e}")))
-                    })
+                gql::guard::check_nesting(
+                    text.as_bytes(),
+                    Syntax::Json,
+                    &state.config.guard_limits,
+                )
+                .map_err(Refusal::guard)?;
+                serde_json::from_str(&text).map(Some).map_err(|e| {
+                    Refusal::bad_input(format!("`{name}` is not JSON ({})", json_position(&e)))
+                })
             }
         }
     };
@@ -292,7 +336,7 @@ pub async fn get(
         (Err(refusal), _) | (_, Err(refusal)) => return refusal.into_response(),
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, &headers, true).await,
+        Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, true, media).await,
         Err(invalid) => invalid.into_response(),
     }
 }
@@ -305,35 +349,115 @@ pub async fn post(
     principal: Result<MaybePrincipal, InvalidToken>,
     body: Body,
 ) -> Response {
-    if let Err(refusal) = prevent_csrf(&state, &headers) {
+    match media::negotiate(&headers) {
+        Ok(media) => media.finish(answer_post(&state, &headers, principal, body, media).await),
+        Err(media::NotAcceptable) => not_acceptable(),
+    }
+}
+
+async fn answer_post(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: Result<MaybePrincipal, InvalidToken>,
+    body: Body,
+    media: MediaType,
+) -> Response {
+    if let Err(refusal) = prevent_csrf(state, headers) {
         return refusal.into_response();
     }
-    // The body limit layer stops a body over the limit; any error here is
-    // that, or a client gone, which reads no answer.
-    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
-        return Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_USER_INPUT",
-            "the request body is too large",
-        )
-        .into_response();
+    // A declared length over the limit was refused before this (see
+    // `too_large`); a body without one is cut off at the limit as it
+    // streams. Any error here is that, or a client gone, which reads no answer.
+    let limit = state.config.max_body_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Refusal::too_large(limit).into_response();
     };
     if let Err(refused) =
         gql::guard::check_nesting(&bytes, Syntax::Json, &state.config.guard_limits)
     {
         return Refusal::guard(refused).into_response();
     }
-    let wire: WireRequest = match serde_json::from_slice(&bytes) {
+    let wire = match wire_request(&bytes) {
         Ok(wire) => wire,
-        Err(e) => {
-            return Refusal::bad_input(format!("the body is not a GraphQL request: {e}"))
-                .into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(&state, principal, wire, &headers, false).await,
+        Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, false, media).await,
         Err(invalid) => invalid.into_response(),
     }
+}
+
+/// The answer to a request to `/graphql` whose declared `Content-Length`
+/// is over `limit`, before anything is read.
+pub fn too_large(headers: &HeaderMap, limit: usize) -> Response {
+    let media = media::negotiate(headers).unwrap_or(MediaType::Json);
+    media.finish(Refusal::too_large(limit).into_response())
+}
+
+/// The answer to an `Accept` that allows neither of the media types; in
+/// `application/json`, which a client that names no JSON type at all is
+/// most likely to read.
+fn not_acceptable() -> Response {
+    let refusal = Refusal::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "BAD_REQUEST",
+        "this endpoint answers in application/graphql-response+json or application/json, \
+         and the request's Accept header allows neither",
+    );
+    MediaType::Json.finish(refusal.into_response())
+}
+
+/// A POST body as a GraphQL request; a body that is not one is refused in
+/// the gateway's words, not the JSON parser's.
+fn wire_request(bytes: &[u8]) -> Result<WireRequest, Refusal> {
+    let error = match serde_json::from_slice::<WireRequest>(bytes) {
+        Ok(wire) => return Ok(wire),
+        Err(error) => error,
+    };
+    let not_a_request =
+        |why: String| Refusal::bad_input(format!("the body is not a GraphQL request: {why}"));
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_a_request(
+            "it is empty; send a JSON object such as {\"query\": \"{ me { id } }\"}".into(),
+        ));
+    }
+    Err(match serde_json::from_slice::<Value>(bytes) {
+        Err(e) => not_a_request(format!("it is not JSON ({})", json_position(&e))),
+        Ok(Value::Array(_)) => Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "batched requests (a JSON array of operations) are not supported: \
+             send each operation in a request of its own",
+        ),
+        Ok(Value::Object(map)) => {
+            let wrong = ["query", "operationName", "documentId"]
+                .into_iter()
+                .find(|name| {
+                    map.get(*name)
+                        .is_some_and(|v| !v.is_string() && !v.is_null())
+                });
+            match wrong {
+                Some(name) => not_a_request(format!("`{name}` must be a string")),
+                // A field twice, say: serde refuses it, the map keeps one.
+                None => {
+                    tracing::debug!(error = %error, "a POST body was refused");
+                    not_a_request(
+                        "each of `query`, `operationName`, `variables`, `extensions` and \
+                         `documentId` may appear once"
+                            .into(),
+                    )
+                }
+            }
+        }
+        Ok(_) => {
+            not_a_request("it must be a JSON object such as {\"query\": \"{ me { id } }\"}".into())
+        }
+    })
+}
+
+/// Where JSON text stopped making sense, for a message.
+fn json_position(error: &serde_json::Error) -> String {
+    format!("line {}, column {}", error.line(), error.column())
 }
 
 fn prevent_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
@@ -467,19 +591,17 @@ fn check_document(
     if resolved.unlisted && !(state.config.introspection && is_introspection_only(document)) {
         return Err(Refusal::not_in_safelist());
     }
+    let operation = choose_operation(document, operation_name)
+        .map_err(|why| Refusal::request_error(OPERATION_RESOLUTION_FAILURE, why))?;
     // async-graphql would answer `__schema: null` without a word.
     if !state.config.introspection && selects_introspection(document) {
-        return Err(Refusal::new(
-            StatusCode::OK,
+        return Err(Refusal::request_error(
             "INTROSPECTION_DISABLED",
             "introspection is turned off on this gateway (INTROSPECTION=false): \
              take the schema from its schema.graphql",
         ));
     }
-    if over_get
-        && let Some(operation) = select_operation(document, operation_name)
-        && operation.ty != OperationType::Query
-    {
+    if over_get && operation.ty != OperationType::Query {
         let mut refusal = Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
@@ -491,6 +613,8 @@ fn check_document(
         refusal.allow_post = true;
         return Err(refusal);
     }
+    check_required_variables(operation, variables)
+        .map_err(|why| Refusal::request_error("BAD_USER_INPUT", why))?;
     state
         .limiter
         .check(document, operation_name, variables)
@@ -504,6 +628,7 @@ async fn run(
     wire: WireRequest,
     headers: &HeaderMap,
     over_get: bool,
+    media: MediaType,
 ) -> Response {
     let mut variables = match wire.variables {
         None | Some(Value::Null) => Variables::default(),
@@ -556,10 +681,9 @@ async fn run(
                 store.insert(hash, resolved.query.clone());
             }
         }
-        // Execution reports the parse error, but an unlisted text is
-        // refused as such whether or not it parses.
+        // An unlisted text is refused as such whether or not it parses.
         Err(_) if resolved.unlisted => return Refusal::not_in_safelist().into_response(),
-        Err(_) => {}
+        Err(error) => return request_errors(vec![error], PARSE_FAILED),
     }
     let mut request = request.variables(variables);
     let operation = GraphqlOperation::of(&mut request);
@@ -571,7 +695,7 @@ async fn run(
     // of the cache key.
     let pending = match &state.response_cache {
         Some(cache) => match cache
-            .lookup(principal.as_ref(), &mut request, headers)
+            .lookup(principal.as_ref(), &mut request, headers, media)
             .await
         {
             Lookup::Answered(mut response) => {
@@ -602,7 +726,8 @@ async fn run(
                 let body = axum::body::Bytes::from(body);
                 let mut response = match pending {
                     Some(pending) => pending.finish_bytes(body),
-                    None => ([(header::CONTENT_TYPE, GRAPHQL_RESPONSE)], body).into_response(),
+                    None => ([(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)], body)
+                        .into_response(),
                 };
                 response.extensions_mut().insert(operation);
                 return response;
@@ -637,15 +762,22 @@ async fn run(
         shape.apply(&mut response.data);
     }
     gql::sort_errors(&mut response.errors);
-    // Parse, validation and argument errors come from async-graphql without a
-    // code; they are all the client's to fix.
+    // Nothing ran if no error points at a field and there is no data:
+    // async-graphql refused the document (validation, its depth and
+    // complexity limits). Resolvers' errors carry their field's path.
+    if response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+    {
+        let mut answer =
+            request_errors(std::mem::take(&mut response.errors), gql::VALIDATION_FAILED);
+        answer.extensions_mut().insert(operation);
+        return answer;
+    }
+    // Errors without a code are async-graphql's, about arguments: the
+    // client's to fix.
     for error in &mut response.errors {
-        set_default_code(error);
-        if let Some(async_graphql::Value::String(code)) =
-            error.extensions.as_ref().and_then(|e| e.get("code"))
-        {
-            telemetry::record_graphql_error(code);
-        }
+        set_default_code(error, "BAD_USER_INPUT");
     }
     let mut response = match pending {
         Some(pending) => pending.finish(response),
@@ -655,9 +787,38 @@ async fn run(
     response
 }
 
-fn set_default_code(error: &mut ServerError) {
+/// Gives `error` `code` unless it has one, and counts it by its code.
+fn set_default_code(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
-        extensions.set("code", "BAD_USER_INPUT");
+        extensions.set("code", code);
     }
+    if let Some(async_graphql::Value::String(code)) = extensions.get("code") {
+        telemetry::record_graphql_error(code);
+    }
+}
+
+/// A GraphQL request error from async-graphql's parser or validation:
+/// `errors` (with `code` unless they have one) and no `data`, since
+/// nothing ran.
+fn request_errors(mut errors: Vec<ServerError>, code: &str) -> Response {
+    for error in &mut errors {
+        set_default_code(error, code);
+    }
+    #[derive(serde::Serialize)]
+    struct Errors<'a> {
+        errors: &'a [ServerError],
+    }
+    let body = serde_json::to_vec(&Errors { errors: &errors }).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize GraphQL errors");
+        br#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_vec()
+    });
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)],
+        body,
+    )
+        .into_response();
+    response.extensions_mut().insert(RequestError);
+    response
 }

@@ -5,9 +5,11 @@
 mod apq;
 mod auth;
 mod auth0_hooks;
+mod body_limit;
 mod csrf;
 mod graphiql;
 mod graphql;
+mod media;
 pub mod response_cache;
 mod routes;
 

@@ -46,6 +46,7 @@ use headers::{ETag, HeaderMapExt, IfNoneMatch};
 use sea_orm::{DatabaseConnection, FromQueryResult};
 use sha2::{Digest, Sha256};
 
+use super::media::{self, MediaType};
 use crate::{
     auth::{ADMIN_PERMISSION, Principal},
     profile::Auth0Mirror,
@@ -73,9 +74,10 @@ struct Versions {
     featured: Option<i64>,
 }
 
+/// A kept answer. Its tag is not kept: it depends on the media type each
+/// request negotiates, and costs a hash to compute again.
 struct Entry {
     versions: Versions,
-    etag: HeaderValue,
     body: Bytes,
 }
 
@@ -152,14 +154,15 @@ impl ResponseCache {
         })
     }
 
-    /// Looks `request` up. Costs one statement (the versions) for a request
-    /// the cache takes, none for others. `request` gets its parsed document
-    /// if it has none yet.
+    /// Looks `request` up, to be answered in `media`. Costs one statement
+    /// (the versions) for a request the cache takes, none for others.
+    /// `request` gets its parsed document if it has none yet.
     pub async fn lookup(
         self: &Arc<Self>,
         principal: Option<&Principal>,
         request: &mut async_graphql::Request,
         headers: &HeaderMap,
+        media: MediaType,
     ) -> Lookup {
         let Some(principal) = principal.filter(|p| cacheable_caller(p)) else {
             return Lookup::Uncached;
@@ -207,7 +210,7 @@ impl ResponseCache {
             own: row.own.unwrap_or(0),
             featured: reads_featured.then(|| row.featured.unwrap_or(0)),
         };
-        let etag = etag(&key, versions);
+        let etag = etag(&key, versions, media);
         let pending = Pending {
             cache: self.clone(),
             key,
@@ -225,7 +228,7 @@ impl ResponseCache {
         }
         match self.entries.get(&key) {
             Some(entry) if entry.versions == versions => {
-                Lookup::Answered(respond(&entry.etag, entry.body.clone()))
+                Lookup::Answered(respond(&pending.etag, entry.body.clone()))
             }
             _ => Lookup::Miss(pending),
         }
@@ -311,7 +314,6 @@ impl Pending {
                 self.key,
                 Arc::new(Entry {
                     versions: self.versions,
-                    etag: self.etag.clone(),
                     // A copy of exactly the body's size: the buffer it was
                     // written into has room to spare (a 16 KiB start, or
                     // serde_json's doubling), which the budget, counting
@@ -471,10 +473,13 @@ fn root_reads_featured(
     Some(featured)
 }
 
-/// A strong tag: the hash of the key and the versions.
-fn etag(key: &[u8; 32], versions: Versions) -> HeaderValue {
+/// A strong tag: the hash of the key, the versions and the media type
+/// (the same bytes as `application/json` and as
+/// `application/graphql-response+json` are two representations).
+fn etag(key: &[u8; 32], versions: Versions, media: MediaType) -> HeaderValue {
     let mut hash = Sha256::new();
     hash.update(key);
+    hash.update([media.tag()]);
     hash.update(versions.own.to_be_bytes());
     match versions.featured {
         Some(v) => {
@@ -505,7 +510,8 @@ fn tag(headers: &mut HeaderMap, etag: &HeaderValue) {
         header::CACHE_CONTROL,
         HeaderValue::from_static(CACHE_CONTROL),
     );
-    // Answers depend on the caller, who is named by the token.
+    // Answers depend on the caller, who is named by the token (and on
+    // `Accept`, which `MediaType::finish` adds to every answer).
     headers.append(header::VARY, HeaderValue::from_static("authorization"));
 }
 
@@ -515,7 +521,7 @@ fn respond(etag: &HeaderValue, body: Bytes) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/graphql-response+json"),
+        HeaderValue::from_static(media::GRAPHQL_RESPONSE_JSON),
     );
     tag(headers, etag);
     response
@@ -611,52 +617,17 @@ mod tests {
     #[test]
     fn a_tag_changes_with_each_version_it_depends_on() {
         let key = [7; 32];
-        let base = etag(
-            &key,
-            Versions {
-                own: 1,
-                featured: None,
-            },
-        );
-        assert_eq!(
-            base,
-            etag(
-                &key,
-                Versions {
-                    own: 1,
-                    featured: None
-                }
-            )
-        );
+        let tag =
+            |key: &[u8; 32], own, featured, media| etag(key, Versions { own, featured }, media);
+        let base = tag(&key, 1, None, MediaType::Json);
+        assert_eq!(base, tag(&key, 1, None, MediaType::Json));
+        assert_ne!(base, tag(&key, 2, None, MediaType::Json));
+        assert_ne!(base, tag(&key, 1, Some(1), MediaType::Json));
+        assert_ne!(base, tag(&[8; 32], 1, None, MediaType::Json));
         assert_ne!(
             base,
-            etag(
-                &key,
-                Versions {
-                    own: 2,
-                    featured: None
-                }
-            )
-        );
-        assert_ne!(
-            base,
-            etag(
-                &key,
-                Versions {
-                    own: 1,
-                    featured: Some(1)
-                }
-            )
-        );
-        assert_ne!(
-            base,
-            etag(
-                &[8; 32],
-                Versions {
-                    own: 1,
-                    featured: None
-                }
-            )
+            tag(&key, 1, None, MediaType::GraphqlResponseJson),
+            "another media type is another representation"
         );
         let mut headers = HeaderMap::new();
         headers.insert(header::IF_NONE_MATCH, base.clone());
@@ -688,6 +659,7 @@ mod tests {
                         own: 1,
                         featured: None,
                     },
+                    MediaType::Json,
                 ),
             };
             let response =

@@ -12,14 +12,13 @@ use axum::{
 };
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
-    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
 use super::{
     auth::{InvalidToken, MaybePrincipal},
-    auth0_hooks, graphiql, graphql,
+    auth0_hooks, body_limit, graphiql, graphql,
 };
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
@@ -32,9 +31,13 @@ pub fn router(state: AppState) -> Router {
         .map(|c| c.required_headers().to_vec())
         .unwrap_or_default();
     let cors = cors_layer(&state.config.cors, &csrf_headers);
-    let body_limit = state.config.max_body_bytes;
+    let max_body = state.config.max_body_bytes;
+    let graphql_routes = body_limit::limit(
+        Router::new().route("/graphql", get(graphql_get).post(graphql::post)),
+        max_body,
+        graphql::too_large,
+    );
     let mut router = Router::new()
-        .route("/graphql", get(graphql_get).post(graphql::post))
         .merge(graphiql::routes())
         .merge(auth0_hooks::routes(&state))
         .route("/healthz", get(healthz))
@@ -47,13 +50,11 @@ pub fn router(state: AppState) -> Router {
         router = router.route("/.well-known/jwks.json", get(jwks));
     }
     let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
-    router
+    body_limit::limit(router, max_body, body_limit::plain)
+        .merge(graphql_routes)
         // After routing, so the route template is known; unmatched paths
         // are not recorded, since a client could invent any number of them.
         .route_layer(middleware::from_fn(telemetry::track_request))
-        // The GraphQL extractor streams the body itself, so axum's DefaultBodyLimit
-        // would not apply: limit the body at the HTTP layer.
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         // Outermost: the id is there for the span, and echoed on every answer.

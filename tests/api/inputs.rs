@@ -249,16 +249,88 @@ async fn queries_too_deep_or_too_large_are_refused(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 413);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_REQUEST", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], 65536, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("65536 bytes")
+    );
+
+    // Without a length (chunked), cut off as it streams: the same answer.
+    let raw = chunked_post(&app, &big.to_string()).await;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(
+        head.contains("content-type: application/graphql-response+json"),
+        "{head}"
+    );
+    assert!(body.contains("\"code\":\"BAD_REQUEST\""), "{body}");
+    assert!(body.contains("65536 bytes"), "{body}");
+
+    // Other routes refuse in their own shape.
+    let response = app
+        .client
+        .post(app.url("/healthz"))
+        .header("content-type", "application/json")
+        .body(big.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "BAD_REQUEST", "{body}");
+}
+
+/// A POST of `body` to `/graphql` in chunks, without a length (reqwest
+/// here cannot stream one); the raw answer.
+async fn chunked_post(app: &TestApp, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = String::from(
+        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         accept: application/graphql-response+json\r\ntransfer-encoding: chunked\r\n\
+         connection: close\r\n\r\n",
+    );
+    for chunk in body.as_bytes().chunks(4096) {
+        request.push_str(&format!("{:x}\r\n", chunk.len()));
+        request.push_str(std::str::from_utf8(chunk).unwrap());
+        request.push_str("\r\n");
+    }
+    request.push_str("0\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // The gateway may answer, and close, before it has read everything.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    String::from_utf8_lossy(&raw).into_owned()
 }
 
 async fn malformed_requests_get_a_coded_error(app: TestApp) {
-    for (query, mentions) in [
-        ("{ me { nope } }", "Unknown field"),
-        ("{ me { songs(first: \"ten\") { totalCount } } }", "first"),
-        ("{ me { id }", "expected"),
+    for (query, code, mentions) in [
+        (
+            "{ me { nope } }",
+            "GRAPHQL_VALIDATION_FAILED",
+            "Unknown field",
+        ),
+        (
+            "{ me { songs(first: \"ten\") { totalCount } } }",
+            "GRAPHQL_VALIDATION_FAILED",
+            "first",
+        ),
+        ("{ me { id }", "GRAPHQL_PARSE_FAILED", "expected"),
     ] {
         let body = app.gql(U, query, json!({})).await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+        assert_eq!(error_code(&body), code, "{query}: {body}");
+        assert!(body.get("data").is_none(), "nothing ran: {body}");
         assert!(
             body["errors"][0]["message"]
                 .as_str()
@@ -278,6 +350,47 @@ async fn malformed_requests_get_a_coded_error(app: TestApp) {
     assert_eq!(response.status().as_u16(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
+
+    // Bodies that are not a GraphQL request are refused in the gateway's
+    // words, not the JSON parser's.
+    for (body, code, mentions) in [
+        (
+            "[{\"query\": \"{ __typename }\"}]",
+            "BAD_REQUEST",
+            "batched requests",
+        ),
+        (
+            "{\"query\": {\"a\": 1}}",
+            "BAD_USER_INPUT",
+            "`query` must be a string",
+        ),
+        (
+            "{\"query\": \"{ __typename }\", \"operationName\": 1}",
+            "BAD_USER_INPUT",
+            "`operationName` must be a string",
+        ),
+        ("{\"query\": ", "BAD_USER_INPUT", "not JSON (line 1, column"),
+        ("", "BAD_USER_INPUT", "empty"),
+        ("\"{ __typename }\"", "BAD_USER_INPUT", "a JSON object"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&answer), code, "{body}: {answer}");
+        let message = answer["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(mentions), "{body}: {message}");
+        assert!(
+            !message.contains("invalid type"),
+            "serde's words: {message}"
+        );
+    }
 }
 
 on_both_databases!(

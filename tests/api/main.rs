@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth0_changes;
 mod auth0_hooks;
 mod auth0_mode;

@@ -177,7 +177,10 @@ async fn graphql_errors_are_counted_by_code(app: TestApp) {
     let (_, body) = app.post(None, "{ me { id } }", json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     let (_, body) = app.post(None, "{ me { id ", json!({})).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_PARSE_FAILED"
+    );
     let after = scrape(&app).await;
     // Other tests may add to these at the same time, never take away.
     assert!(
@@ -185,7 +188,7 @@ async fn graphql_errors_are_counted_by_code(app: TestApp) {
         "{after}"
     );
     assert!(
-        errors(&after, "BAD_USER_INPUT") >= errors(&before, "BAD_USER_INPUT") + 1.0,
+        errors(&after, "GRAPHQL_PARSE_FAILED") >= errors(&before, "GRAPHQL_PARSE_FAILED") + 1.0,
         "{after}"
     );
 }

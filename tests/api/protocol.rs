@@ -376,6 +376,219 @@ async fn a_browser_opening_graphql_still_gets_graphiql(app: TestApp) {
     );
 }
 
+/// What Apollo's clients send as `Accept`, from their sources: Apollo iOS
+/// (`Sources/Apollo/JSONRequest.swift`), Apollo Kotlin
+/// (`HttpNetworkTransport.kt`, `IncrementalDeliveryProtocolImpl.kt`) and
+/// Apollo Client (`selectHttpOptionsAndBody.ts`).
+const APOLLO_ACCEPTS: [(&str, &str); 3] = [
+    (
+        "Apollo iOS",
+        "multipart/mixed;deferSpec=20220824,application/graphql-response+json,application/json",
+    ),
+    (
+        "Apollo Kotlin",
+        "multipart/mixed;deferSpec=20220824, application/graphql-response+json, application/json",
+    ),
+    (
+        "Apollo Client",
+        "application/graphql-response+json,application/json;q=0.9",
+    ),
+];
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
+const JSON: &str = "application/json; charset=utf-8";
+
+/// Status, `Content-Type` and JSON body of a POST of `body` with `accept`.
+async fn post_accepting(
+    app: &TestApp,
+    token: Option<&str>,
+    accept: &str,
+    body: Value,
+) -> (u16, String, Value) {
+    let response = post(app, token, body)
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let vary = response
+        .headers()
+        .get_all("vary")
+        .iter()
+        .any(|v| v == "accept");
+    assert!(vary, "every answer varies with Accept");
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, content_type, body)
+}
+
+async fn answers_follow_accept(app: TestApp) {
+    let token = app.token(U);
+    let mut cases: Vec<(&str, &str)> = vec![
+        ("*/*", JSON),
+        ("application/json", JSON),
+        ("text/html, application/json", JSON),
+        ("application/graphql-response+json", GRAPHQL_RESPONSE_JSON),
+    ];
+    cases.extend(APOLLO_ACCEPTS.map(|(_, accept)| (accept, GRAPHQL_RESPONSE_JSON)));
+    for (accept, content_type) in cases {
+        let graphql = content_type == GRAPHQL_RESPONSE_JSON;
+        // Executed: 200 in both, errors of fields included.
+        for query in ["{ __typename }", "{ me { id } }"] {
+            let (status, ty, body) =
+                post_accepting(&app, Some(&token), accept, json!({"query": query})).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, content_type),
+                "{accept}: {body}"
+            );
+            assert!(body["data"].is_object(), "{accept}: {body}");
+        }
+        let (status, _, body) =
+            post_accepting(&app, None, accept, json!({"query": "{ me { id } }"})).await;
+        assert_eq!(status, 200, "{accept}: a field's error is no request error");
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+
+        // Request errors: no data, 400 only under graphql-response+json.
+        for (request, code) in [
+            (json!({"query": "{"}), "GRAPHQL_PARSE_FAILED"),
+            (json!({"query": "{ nope }"}), "GRAPHQL_VALIDATION_FAILED"),
+            (
+                json!({"query": "{ me { songs(first: $n) { totalCount } } }"}),
+                "GRAPHQL_VALIDATION_FAILED",
+            ),
+            (
+                json!({"query": "query A { __typename } query B { __typename }"}),
+                "OPERATION_RESOLUTION_FAILURE",
+            ),
+            (
+                json!({"query": "{ __typename }", "operationName": "Nope"}),
+                "OPERATION_RESOLUTION_FAILURE",
+            ),
+            (
+                json!({"query": "query S($id: ID!) { song(id: $id) { name } }"}),
+                "BAD_USER_INPUT",
+            ),
+            (
+                json!({"query": "query S($id: ID!) { song(id: $id) { name } }", "variables": {"id": null}}),
+                "BAD_USER_INPUT",
+            ),
+            (
+                json!({"query": "query S($n: Int) { me { songs(first: $n) { totalCount } } }", "variables": {"n": "ten"}}),
+                "GRAPHQL_VALIDATION_FAILED",
+            ),
+        ] {
+            let (status, ty, body) =
+                post_accepting(&app, Some(&token), accept, request.clone()).await;
+            let expected = if graphql { 400 } else { 200 };
+            assert_eq!(
+                (status, ty.as_str()),
+                (expected, content_type),
+                "{accept} {request}: {body}"
+            );
+            assert_eq!(error_code(&body), code, "{accept} {request}: {body}");
+            assert!(body.get("data").is_none(), "{accept} {request}: {body}");
+        }
+        // Requests that are not GraphQL requests are 4xx in both.
+        let (status, ty, body) =
+            post_accepting(&app, Some(&token), accept, json!({"query": 1})).await;
+        assert_eq!((status, ty.as_str()), (400, content_type), "{body}");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+
+    // Neither type acceptable: 406, in JSON.
+    let (status, ty, body) = post_accepting(
+        &app,
+        Some(&token),
+        "text/html",
+        json!({"query": "{ __typename }"}),
+    )
+    .await;
+    assert_eq!((status, ty.as_str()), (406, JSON));
+    assert_eq!(error_code(&body), "BAD_REQUEST");
+    let response = get(&app, &token, &[("query", "{ __typename }")])
+        .header("accept", "image/png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 406);
+}
+
+/// No `Accept` at all (reqwest always sends one): a legacy client.
+async fn a_request_without_accept_gets_application_json(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"query":"{"}"#;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let head = raw.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{raw}");
+    assert!(head.contains(&format!("content-type: {JSON}")), "{raw}");
+    assert!(raw.contains("GRAPHQL_PARSE_FAILED"), "{raw}");
+}
+
+/// APQ's round trip in each of Apollo's clients: the miss is HTTP 200 even
+/// under graphql-response+json (Apollo iOS's `ResponseCodeInterceptor`
+/// fails any other status before its APQ interceptor sees the error).
+async fn apq_round_trips_in_each_apollo_client(app: TestApp) {
+    let token = app.token(U);
+    for (client, accept) in APOLLO_ACCEPTS {
+        let query = format!("query Me {{ me {{ id }} __typename # {client}\n}}");
+        let hash = sha256_hex(&query);
+        let (status, ty, body) = post_accepting(
+            &app,
+            Some(&token),
+            accept,
+            json!({"extensions": apq(&hash)}),
+        )
+        .await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, GRAPHQL_RESPONSE_JSON),
+            "{client}: {body}"
+        );
+        assert_eq!(
+            body["errors"][0]["message"], "PersistedQueryNotFound",
+            "{client}"
+        );
+        assert_eq!(error_code(&body), "PERSISTED_QUERY_NOT_FOUND");
+        let (status, _, body) = post_accepting(
+            &app,
+            Some(&token),
+            accept,
+            json!({"query": query, "extensions": apq(&hash)}),
+        )
+        .await;
+        assert_eq!(status, 200, "{client}: {body}");
+        assert_eq!(body["data"]["me"]["id"], U, "{client}: {body}");
+        // Apollo Kotlin sends hashed queries over GET by default.
+        let extensions = apq(&hash).to_string();
+        let response = get(
+            &app,
+            &token,
+            &[("operationName", "Me"), ("extensions", &extensions)],
+        )
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{client}");
+        assert_eq!(response.headers()["content-type"], GRAPHQL_RESPONSE_JSON);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["data"]["me"]["id"], U, "{client}: {body}");
+    }
+}
+
 /// `n` aliases of the full `me`.
 fn aliases_of_full_me(n: usize) -> String {
     let fields: Vec<String> = (0..n).map(|i| format!("m{i}: {FULL_ME}")).collect();
@@ -406,7 +619,17 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     assert_eq!(status, 200);
     assert_eq!(error_code(&body), "QUERY_TOO_MANY_ALIASES", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["value"], 200);
-    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    // A request error: 400 where the client reads graphql-response+json.
+    let (status, _, body) = post_accepting(
+        &app,
+        Some(&token),
+        "application/graphql-response+json",
+        json!({"query": query}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "QUERY_TOO_MANY_ALIASES", "{body}");
 
     // Four aliases are within the alias limit but cost four full mes.
     let (_, body) = answer(post(
@@ -487,6 +710,15 @@ async fn introspection_can_be_turned_off(app: TestApp) {
         "{body}"
     );
     closed.ok(U, "{ me { id } }", json!({})).await;
+    let (status, _, body) = post_accepting(
+        &closed,
+        Some(&closed.token(U)),
+        "application/graphql-response+json",
+        json!({"query": "{ __schema { types { name } } }"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "INTROSPECTION_DISABLED");
     // On by default.
     app.ok(U, "{ __schema { queryType { name } } }", json!({}))
         .await;
@@ -706,4 +938,7 @@ on_both_databases!(
     only_trusted_documents_run_when_a_manifest_is_set,
     apollo_manifests_and_id_only_mode_are_supported,
     the_seeds_fav_genre_route_answers_plain_text,
+    answers_follow_accept,
+    a_request_without_accept_gets_application_json,
+    apq_round_trips_in_each_apollo_client,
 );
