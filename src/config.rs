@@ -125,8 +125,8 @@ pub struct Settings {
     )]
     pub token_audience: String,
     /// Shared secret that enables legacy HS256 tokens (at least 32 bytes). Off when unset.
-    #[arg(long, env = "JWT_HS256_SECRET", hide_env_values = true, global = true)]
-    pub jwt_hs256_secret: Option<String>,
+    #[arg(long, env = "JWT_HS256_SECRET", hide_env_values = true, value_parser = parse_secret, global = true)]
+    pub jwt_hs256_secret: Option<Secret>,
     /// Total plays at or above which a user holds the `playlist_editor` role.
     #[arg(long, env = "PLAYLIST_EDITOR_THRESHOLD", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..), global = true)]
     pub playlist_editor_threshold: i64,
@@ -343,7 +343,7 @@ pub struct Config {
     pub identity_mode: IdentityMode,
     pub token_issuer: String,
     pub token_audience: String,
-    pub jwt_hs256_secret: Option<String>,
+    pub jwt_hs256_secret: Option<Secret>,
     pub playlist_editor_threshold: i64,
     pub default_page_size: u32,
     pub max_page_size: u32,
@@ -397,6 +397,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// Secrets on the command line and in the environment, kept out of `Debug`.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
 }
 
 impl std::fmt::Debug for Secret {
@@ -469,7 +474,7 @@ impl Settings {
             IdentityMode::Auth0 => Some(self.auth0_config()?),
         };
         if let Some(secret) = &self.jwt_hs256_secret
-            && secret.len() < 32
+            && secret.expose().len() < 32
         {
             return Err(ConfigError::new(
                 "JWT_HS256_SECRET",
@@ -913,5 +918,15 @@ mod tests {
     fn short_hs256_secret_is_rejected() {
         let err = settings(&["--jwt-hs256-secret", "short"]).unwrap_err();
         assert!(err.contains("JWT_HS256_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn the_hs256_secret_never_prints() {
+        let secret = "a-shared-secret-of-at-least-32-bytes!";
+        let cli = Cli::try_parse_from(["music-gateway", "--jwt-hs256-secret", secret]).unwrap();
+        assert!(!format!("{:?}", cli.settings).contains(secret));
+        let config = cli.settings.validate().unwrap();
+        assert!(!format!("{config:?}").contains(secret));
+        assert_eq!(config.jwt_hs256_secret.unwrap().expose(), secret);
     }
 }

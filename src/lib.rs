@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use crate::{
     auth::{KeySource, LocalIssuer, RemoteJwks, TokenVerifier},
     auth0::ManagementClient,
-    config::Config,
+    config::{Config, Secret},
     db::StatementCounter,
     graphql::{AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services},
     http::{ApqStore, response_cache::ResponseCache},
@@ -100,7 +100,7 @@ impl App {
                     &config.token_issuer,
                     &config.token_audience,
                     KeySource::Static(keys),
-                    config.jwt_hs256_secret.as_deref(),
+                    config.jwt_hs256_secret.as_ref().map(Secret::expose),
                     None,
                     None,
                 );
@@ -116,7 +116,7 @@ impl App {
                     &auth0.issuer(),
                     &auth0.audience,
                     KeySource::Remote(jwks),
-                    config.jwt_hs256_secret.as_deref(),
+                    config.jwt_hs256_secret.as_ref().map(Secret::expose),
                     Some(auth0.roles_claim.clone()),
                     Some(auth0.updated_at_claim.clone()),
                 );

@@ -41,8 +41,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 /// Deepest query accepted. GraphiQL's introspection query is 13 levels deep.
 pub const MAX_DEPTH: usize = 16;
 
-/// Largest static complexity accepted (each field counts 1, lists count their
-/// page size times their children).
+/// Largest complexity async-graphql accepts. No field declares a complexity
+/// of its own, so async-graphql counts each field once, fragments where
+/// they are spread, whatever the page sizes; the cost that multiplies by
+/// page sizes is the gateway's own (`limits`, `MAX_QUERY_COST`), and this
+/// only backs it up.
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// The schema with its limits and no data; `build` adds the services.
