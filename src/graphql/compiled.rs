@@ -43,13 +43,14 @@ use async_graphql_value::{ConstValue, Value};
 
 use super::{
     context::{Limits, Services},
-    types::{decode_cursor, encode_cursor},
+    plan::{Items, ListSelection, plan_list},
+    types::encode_cursor,
 };
 use crate::{
     auth::Principal,
     entity::{playlists, songs},
     error::AppError,
-    music::{Columns, ListPlan, MeMusic, MePlan, Page, PageOf},
+    music::{ListPlan, MeMusic, MePlan, Page, PageOf},
     profile::UserRecord,
 };
 
@@ -365,48 +366,47 @@ impl Operation {
             .collect()
     }
 
-    /// What `me` reads for this request: the statement's plan, with the
-    /// pages of the request's arguments; `None` for an invalid page, and
-    /// for a list selected more than once (aliases, another `me`, `nodes`
-    /// beside `edges`): the statement reads one page of each list, and
-    /// only async-graphql answers each selection from its own.
+    /// What `me` reads for this request, decided by the planner (`plan`)
+    /// from the selections' arguments as bound; `None` for an invalid page,
+    /// and for a list selected more than once (aliases, another `me`,
+    /// `nodes` beside `edges`): the statement reads one page of each list,
+    /// and only async-graphql answers each selection from its own.
     fn me_plan(&self, values: &Values, limits: Limits) -> Option<MePlan> {
-        let mut plan = MePlan {
-            song_columns: Columns::NONE,
-            playlist_columns: Columns::NONE,
-            playlist_song_columns: Columns::NONE,
-            ..MePlan::default()
-        };
-        let (mut songs, mut playlists, mut playlist_songs) = (0, 0, 0);
+        let (mut songs, mut playlists, mut playlist_songs) = (Vec::new(), Vec::new(), Vec::new());
         for me in &self.root {
             let RootField::Me(fields) = &me.kind else {
                 continue;
             };
             for field in fields {
                 match &field.kind {
-                    MeField::Songs(conn) => {
-                        songs += 1;
-                        plan.songs = conn.list_plan(values, limits)?;
-                        plan.song_columns = conn.columns(song_columns);
-                    }
+                    MeField::Songs(conn) => songs.push(conn.selection(values, SongField::name)?),
                     MeField::Playlists(conn) => {
-                        playlists += 1;
-                        plan.playlists = conn.list_plan(values, limits)?;
-                        plan.playlist_columns = conn.columns(playlist_columns);
-                        for nested in conn.items().filter_map(|f| match &f.kind {
-                            PlaylistField::Songs(songs) => Some(songs),
-                            _ => None,
-                        }) {
-                            playlist_songs += 1;
-                            plan.playlist_songs = nested.list_plan(values, limits)?;
-                            plan.playlist_song_columns = nested.columns(song_columns);
+                        playlists.push(conn.selection(values, PlaylistField::name)?);
+                        for item in conn.items() {
+                            if let PlaylistField::Songs(nested) = &item.kind {
+                                playlist_songs.push(nested.selection(values, SongField::name)?);
+                            }
                         }
                     }
                     _ => {}
                 }
             }
         }
-        (songs <= 1 && playlists <= 1 && playlist_songs <= 1).then_some(plan)
+        let read = |items, selections: &[ListSelection<'_>]| {
+            let read = plan_list(items, selections, limits);
+            (!read.repeated && !read.invalid_page).then_some(read)
+        };
+        let songs = read(Items::Songs, &songs)?;
+        let playlists = read(Items::Playlists, &playlists)?;
+        let playlist_songs = read(Items::Songs, &playlist_songs)?;
+        Some(MePlan {
+            songs: songs.plan,
+            playlists: playlists.plan,
+            playlist_songs: playlist_songs.plan,
+            song_columns: songs.columns,
+            playlist_columns: playlists.columns,
+            playlist_song_columns: playlist_songs.columns,
+        })
     }
 }
 
@@ -425,31 +425,44 @@ fn empty(plan: &MePlan) -> MeMusic {
     }
 }
 
-fn song_columns(field: &SongField) -> Columns {
-    match field {
-        SongField::Artist | SongField::Genre => Columns {
-            details: true,
-            created_at: false,
-        },
-        SongField::CreatedAt => Columns {
-            details: false,
-            created_at: true,
-        },
-        SongField::Typename | SongField::Id | SongField::Name => Columns::NONE,
+impl SongField {
+    /// The field's name in the schema, for the planner.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Typename => "__typename",
+            Self::Id => "id",
+            Self::Name => "name",
+            Self::Artist => "artist",
+            Self::Genre => "genre",
+            Self::CreatedAt => "createdAt",
+        }
     }
 }
 
-fn playlist_columns(field: &PlaylistField) -> Columns {
-    match field {
-        PlaylistField::Plays | PlaylistField::Featured => Columns {
-            details: true,
-            created_at: false,
-        },
-        PlaylistField::CreatedAt => Columns {
-            details: false,
-            created_at: true,
-        },
-        _ => Columns::NONE,
+impl PlaylistField {
+    /// The field's name in the schema, for the planner.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Typename => "__typename",
+            Self::Id => "id",
+            Self::Name => "name",
+            Self::Plays => "plays",
+            Self::Featured => "featured",
+            Self::CreatedAt => "createdAt",
+            Self::Songs(_) => "songs",
+        }
+    }
+}
+
+impl<N> ConnectionField<N> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Typename => "__typename",
+            Self::Edges(_) => "edges",
+            Self::Nodes(_) => "nodes",
+            Self::PageInfo(_) => "pageInfo",
+            Self::TotalCount => "totalCount",
+        }
     }
 }
 
@@ -472,41 +485,13 @@ impl<N> Connection<N> {
             })
     }
 
-    fn columns(&self, of: fn(&N) -> Columns) -> Columns {
-        self.items().fold(Columns::NONE, |acc, f| {
-            let c = of(&f.kind);
-            Columns {
-                details: acc.details || c.details,
-                created_at: acc.created_at || c.created_at,
-            }
-        })
-    }
-
-    fn list_plan(&self, values: &Values, limits: Limits) -> Option<ListPlan> {
-        let wants_items = self.fields.iter().any(|f| {
-            matches!(
-                f.kind,
-                ConnectionField::Nodes(_)
-                    | ConnectionField::Edges(_)
-                    | ConnectionField::PageInfo(_)
-            )
-        });
-        let count = self
-            .fields
-            .iter()
-            .any(|f| matches!(f.kind, ConnectionField::TotalCount));
-        // The page is checked even when only the count is asked, as the
-        // resolver checks it.
-        let page = self.page(values, limits)?;
-        Some(ListPlan {
-            page: wants_items.then_some(page),
-            count,
-        })
-    }
-
-    /// The page of the arguments, as `context::page` makes it; `None` where
-    /// it fails.
-    fn page(&self, values: &Values, limits: Limits) -> Option<Page> {
+    /// This selection for the planner, its arguments bound to `values`;
+    /// `None` for a value of the wrong type.
+    fn selection(
+        &self,
+        values: &Values,
+        name: fn(&N) -> &'static str,
+    ) -> Option<ListSelection<'static>> {
         let first = match &self.first {
             None => None,
             Some(Input::Literal(n)) => *n,
@@ -525,16 +510,12 @@ impl<N> Connection<N> {
                 _ => return None,
             },
         };
-        let first = match first {
-            None => u64::from(limits.default_page_size),
-            Some(n) if n < 0 || n as u32 > limits.max_page_size => return None,
-            Some(n) => n as u64,
-        };
-        let after = match after {
-            None => None,
-            Some(cursor) => Some(decode_cursor(&cursor).ok()?),
-        };
-        Some(Page { first, after })
+        Some(ListSelection {
+            first,
+            after,
+            connection: self.fields.iter().map(|f| f.kind.name()).collect(),
+            items: self.items().map(|f| name(&f.kind)).collect(),
+        })
     }
 }
 

@@ -137,17 +137,5 @@ pub(super) fn page(
     first: Option<i32>,
     after: Option<String>,
 ) -> AppResult<Page> {
-    let limits = services(ctx).limits;
-    let first = match first {
-        None => u64::from(limits.default_page_size),
-        Some(n) if n < 0 || n as u32 > limits.max_page_size => {
-            return Err(AppError::bad_input(format!(
-                "first must be between 0 and {}",
-                limits.max_page_size
-            )));
-        }
-        Some(n) => n as u64,
-    };
-    let after = after.map(|c| super::types::decode_cursor(&c)).transpose()?;
-    Ok(Page { first, after })
+    super::plan::page(first, after.as_deref(), services(ctx).limits)
 }

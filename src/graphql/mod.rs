@@ -13,6 +13,7 @@ mod loaders;
 mod mutation;
 mod operation;
 mod order;
+mod plan;
 mod query;
 mod scalars;
 mod trusted;

@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, ID, Lookahead, Object, Result, Value};
 
+use super::plan::{Items, ListSelection, plan_list};
 use super::{
     context::{
         current_user, current_user_id, known_user, page, remember_user, services, take_me_failure,
@@ -9,7 +10,7 @@ use super::{
     },
     types::{CountOf, Me, Playlist, PlaylistConnection, Song, parse_id, playlist_connection},
 };
-use crate::music::{Columns, ListPlan, MePlan};
+use crate::music::MePlan;
 
 /// Reads. Everything but `featuredPlaylists` is the caller's own.
 pub struct QueryRoot;
@@ -81,74 +82,69 @@ impl QueryRoot {
     }
 }
 
-/// What a query selects of the caller's music under `me`, read ahead.
+/// What a query selects of the caller's music under `me`, read ahead; the
+/// planner (`plan`) decides what that reads, as it does for compiled plans.
 fn me_plan(ctx: &Context<'_>, me: &Lookahead<'_>) -> MePlan {
+    let limits = services(ctx).limits;
     let playlists = me.field("playlists");
     let mut nested = playlists.field("nodes").field("songs");
     if !nested.exists() {
         nested = playlists.field("edges").field("node").field("songs");
     }
-    let songs = me.field("songs");
+    let songs = plan_list(Items::Songs, &selections(&me.field("songs")), limits);
+    let playlist_songs = plan_list(Items::Songs, &selections(&nested), limits);
+    let playlists = plan_list(Items::Playlists, &selections(&playlists), limits);
     MePlan {
-        songs: list_plan(ctx, &songs),
-        playlists: list_plan(ctx, &playlists),
-        playlist_songs: list_plan(ctx, &nested),
-        song_columns: columns(&songs, &["artist", "genre"], &[]),
-        playlist_columns: columns(&playlists, &["plays", "featured"], &["songs"]),
-        playlist_song_columns: columns(&nested, &["artist", "genre"], &[]),
+        songs: songs.plan,
+        playlists: playlists.plan,
+        playlist_songs: playlist_songs.plan,
+        song_columns: songs.columns,
+        playlist_columns: playlists.columns,
+        playlist_song_columns: playlist_songs.columns,
     }
 }
 
-/// The columns the items of `list` need, from the fields selected on them
-/// (under every alias of the list): `details` need the detail columns,
-/// `createdAt` its column, and `id`, `name` and `others` none. A field this
-/// function does not know reads every column, so a field added to the type
-/// later is never answered from a column left out.
-fn columns(list: &Lookahead<'_>, details: &[&str], others: &[&str]) -> Columns {
-    let mut columns = Columns::NONE;
-    let items = [list.field("nodes"), list.field("edges").field("node")];
-    for item in items.iter().flat_map(Lookahead::selection_fields) {
-        for field in item.selection_set() {
-            match field.name() {
-                "id" | "name" | "__typename" => {}
-                "createdAt" => columns.created_at = true,
-                name if details.contains(&name) => columns.details = true,
-                name if others.contains(&name) => {}
-                _ => return Columns::ALL,
-            }
-        }
-    }
-    columns
-}
-
-/// The page and count one list field asks for. When a field is selected
-/// twice (under aliases), the first selection's arguments are read ahead and
-/// the other is read when resolved; arguments that are not a valid page are
-/// left for the resolver to reject.
-fn list_plan(ctx: &Context<'_>, list: &Lookahead<'_>) -> ListPlan {
-    let Some(field) = list.selection_fields().into_iter().next() else {
-        return ListPlan::default();
-    };
-    let wants_items = list.field("nodes").exists()
-        || list.field("edges").exists()
-        || list.field("pageInfo").exists();
-    let page = wants_items
-        .then(|| {
-            let mut first = None;
-            let mut after = None;
-            for (name, value) in field.arguments().ok()? {
+/// Every selection of a list field (under each alias), with its arguments
+/// as bound; arguments that are not a page (left for the resolver to
+/// reject) read no page ahead.
+fn selections<'a>(list: &Lookahead<'a>) -> Vec<ListSelection<'a>> {
+    list.selection_fields()
+        .into_iter()
+        .map(|field| {
+            let mut selection = ListSelection::default();
+            let mut valid = true;
+            for (name, value) in field.arguments().unwrap_or_default() {
                 match (name.as_str(), value) {
-                    ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
-                    ("after", Value::String(s)) => after = Some(s),
+                    ("first", Value::Number(n)) => {
+                        selection.first = n.as_i64().and_then(|n| i32::try_from(n).ok());
+                        valid &= selection.first.is_some();
+                    }
+                    ("after", Value::String(s)) => selection.after = Some(s),
                     (_, Value::Null) => {}
-                    _ => return None,
+                    _ => valid = false,
                 }
             }
-            page(ctx, first, after).ok()
+            if !valid {
+                // A page no resolver accepts: `first: -1` is refused the same.
+                selection.first = Some(-1);
+            }
+            for part in field.selection_set() {
+                selection.connection.push(part.name());
+                match part.name() {
+                    "nodes" => selection
+                        .items
+                        .extend(part.selection_set().map(|f| f.name())),
+                    "edges" => {
+                        for edge in part.selection_set().filter(|f| f.name() == "node") {
+                            selection
+                                .items
+                                .extend(edge.selection_set().map(|f| f.name()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            selection
         })
-        .flatten();
-    ListPlan {
-        page,
-        count: list.field("totalCount").exists(),
-    }
+        .collect()
 }

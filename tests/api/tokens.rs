@@ -176,8 +176,10 @@ async fn hs256_tokens_work_only_when_a_secret_is_configured(app: TestApp) {
     // This gateway has no secret configured: HS256 is refused outright.
     assert_refused(&app, &token, "HS256 without a configured secret").await;
 
-    let with_secret =
-        TestApp::spawn_with(app.backend, |c| c.jwt_hs256_secret = Some(music_gateway::config::Secret::new(secret))).await;
+    let with_secret = TestApp::spawn_with(app.backend, |c| {
+        c.jwt_hs256_secret = Some(music_gateway::config::Secret::new(secret))
+    })
+    .await;
     let (status, body) = with_secret
         .post(Some(&token), "{ me { id } }", json!({}))
         .await;
