@@ -245,9 +245,11 @@ pub struct Settings {
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphiql: bool,
     /// In the local identity mode, pre-fill GraphiQL's headers with a token
-    /// for the demo user and load the demo data (`true` or `false`).
-    #[arg(long, env = "GRAPHIQL_DEMO_TOKEN", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
-    pub graphiql_demo_token: bool,
+    /// for the demo user and load the demo data (`true` or `false`). Unset:
+    /// only when LISTEN_ADDR is a loopback address, since anyone who can
+    /// open the page can act as the demo user.
+    #[arg(long, env = "GRAPHIQL_DEMO_TOKEN", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub graphiql_demo_token: Option<bool>,
     /// Automatic persisted queries (Apollo's APQ): `true` or `false`.
     #[arg(long, env = "APQ", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub apq: bool,
@@ -545,7 +547,9 @@ impl Settings {
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
             tombstone_ttl: std::time::Duration::from_secs(self.tombstone_ttl_seconds),
             graphiql: self.graphiql,
-            graphiql_demo_token: self.graphiql_demo_token,
+            graphiql_demo_token: self
+                .graphiql_demo_token
+                .unwrap_or_else(|| self.listen_addr.ip().is_loopback()),
             response_cache_max_bytes: self.response_cache_max_bytes,
             compiled_queries: self.compiled_queries,
             log_format: self.log_format,
@@ -862,11 +866,27 @@ mod tests {
     }
 
     #[test]
-    fn graphiql_and_its_demo_token_are_on_unless_turned_off() {
+    fn graphiql_is_on_and_its_demo_token_only_on_loopback_unless_told() {
         let config = settings(&[]).unwrap();
         assert!(config.graphiql && config.graphiql_demo_token);
         let config = settings(&["--graphiql", "false", "--graphiql-demo-token", "no"]).unwrap();
         assert!(!config.graphiql && !config.graphiql_demo_token);
+        // Reachable from other machines: no demo token unless asked for.
+        let config = settings(&["--listen-addr", "0.0.0.0:8080"]).unwrap();
+        assert!(config.graphiql && !config.graphiql_demo_token);
+        let config = settings(&[
+            "--listen-addr",
+            "[::]:8080",
+            "--graphiql-demo-token",
+            "true",
+        ])
+        .unwrap();
+        assert!(config.graphiql_demo_token);
+        assert!(
+            settings(&["--listen-addr", "[::1]:8080"])
+                .unwrap()
+                .graphiql_demo_token
+        );
         assert!(settings(&["--graphiql", "maybe"]).is_err());
     }
 
