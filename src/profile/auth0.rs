@@ -571,38 +571,60 @@ impl Auth0Mirror {
     }
 
     /// Claims the oldest due entry that heads its user's queue, if any.
+    ///
+    /// On PostgreSQL "now" is the database server's clock, as for refresh
+    /// claims: instances on hosts whose clocks are apart must not take over
+    /// each other's live leases. A SQLite file is shared only by processes
+    /// of one machine, which share its clock.
     async fn claim_outbox(&self) -> AppResult<Option<ClaimedEntry>> {
         let backend = self.db.get_database_backend();
-        // SQLite runs the whole statement under its one write lock;
-        // PostgreSQL claimers skip each other's locked rows.
-        let skip_locked = if backend == DbBackend::Postgres {
-            "FOR UPDATE SKIP LOCKED"
+        let lease = self.outbox_lease.as_secs_f64();
+        let (until, now, skip_locked, values) = if backend == DbBackend::Postgres {
+            // Claimers skip each other's locked rows.
+            (
+                "clock_timestamp() + make_interval(secs => ?)",
+                "clock_timestamp()",
+                "FOR UPDATE SKIP LOCKED",
+                vec![self.instance.clone().into(), lease.into()],
+            )
         } else {
-            ""
+            // SQLite runs the whole statement under its one write lock.
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(self.outbox_lease).unwrap_or_default();
+            let values = vec![
+                self.instance.clone().into(),
+                until.into(),
+                now.into(),
+                now.into(),
+            ];
+            ("?", "?", "", values)
         };
         let claim = format!(
-            "UPDATE outbox SET locked_by = ?, locked_until = ? WHERE id = ( \
+            "UPDATE outbox SET locked_by = ?, locked_until = {until} WHERE id = ( \
                SELECT o.id FROM outbox o \
-               WHERE o.failed_at IS NULL AND o.next_attempt_at <= ? \
-                 AND (o.locked_until IS NULL OR o.locked_until < ?) \
+               WHERE o.failed_at IS NULL AND o.next_attempt_at <= {now} \
+                 AND (o.locked_until IS NULL OR o.locked_until < {now}) \
                  AND NOT EXISTS (SELECT 1 FROM outbox p \
                    WHERE p.user_id = o.user_id AND p.failed_at IS NULL AND p.id < o.id) \
                ORDER BY o.id LIMIT 1 {skip_locked}) \
              RETURNING id, user_id, payload, attempts, kind"
         );
-        let now = Utc::now();
-        let until = now + chrono::Duration::from_std(self.outbox_lease).unwrap_or_default();
-        let stmt = sql::stmt(
-            backend,
-            &claim,
-            vec![
-                self.instance.clone().into(),
-                until.into(),
-                now.into(),
-                now.into(),
-            ],
-        );
+        let stmt = sql::stmt(backend, &claim, values);
         Ok(ClaimedEntry::find_by_statement(stmt).one(&self.db).await?)
+    }
+
+    /// The time `after` from now on the clock claims compare with (see
+    /// `claim_outbox`).
+    fn db_time_in(&self, after: Duration) -> sea_orm::sea_query::SimpleExpr {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // A number of our own, not input: written into the SQL.
+            sea_orm::sea_query::Expr::cust(format!(
+                "clock_timestamp() + make_interval(secs => {})",
+                after.as_secs_f64()
+            ))
+        } else {
+            (Utc::now() + chrono::Duration::from_std(after).unwrap_or_default()).into()
+        }
     }
 
     /// Handles one claimed entry; answers how long to pause, if at all.
@@ -689,11 +711,7 @@ impl Auth0Mirror {
                 tracing::warn!(user_id = %entry.user_id, id = entry.id, kind = entry.kind, attempts, error = %e, "outbox change not applied yet; will retry");
                 release
                     .col_expr(outbox::Column::Attempts, attempts.into())
-                    .col_expr(
-                        outbox::Column::NextAttemptAt,
-                        (Utc::now() + chrono::Duration::from_std(backoff).unwrap_or_default())
-                            .into(),
-                    )
+                    .col_expr(outbox::Column::NextAttemptAt, self.db_time_in(backoff))
                     .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
                     .exec(&self.db)
                     .await?;
