@@ -31,7 +31,7 @@ use crate::{
     config::Config,
     db::StatementCounter,
     graphql::{AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services},
-    http::{ApqStore, response_cache::ResponseCache},
+    http::{ApqStore, RequestDeadline, response_cache::ResponseCache},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
@@ -63,6 +63,8 @@ pub struct AppState {
     pub response_cache: Option<Arc<ResponseCache>>,
     /// Compiled `me` queries; `None` when `COMPILED_QUERIES` is off.
     pub compiled: Option<Arc<CompiledQueries>>,
+    /// Every request's deadline, and the requests it stopped.
+    pub deadline: Arc<RequestDeadline>,
 }
 
 /// The built application: its state and its router.
@@ -168,6 +170,7 @@ impl App {
             .compiled_queries
             .then(|| Arc::new(CompiledQueries::new(DOCUMENT_CACHE_CAPACITY)));
         let state = AppState {
+            deadline: Arc::new(RequestDeadline::new(config.request_timeout)),
             schema,
             apq: config
                 .apq_cache_bytes

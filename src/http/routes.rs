@@ -19,7 +19,7 @@ use tower_http::{
 
 use super::{
     auth::{InvalidToken, MaybePrincipal},
-    auth0_hooks, graphiql, graphql,
+    auth0_hooks, deadline, graphiql, graphql,
 };
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
@@ -48,6 +48,12 @@ pub fn router(state: AppState) -> Router {
     }
     let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
     router
+        // Inside the metrics, so a request stopped by its deadline counts
+        // with its 504; unmatched paths answer at once and need none.
+        .route_layer(middleware::from_fn_with_state(
+            state.deadline.clone(),
+            deadline::enforce,
+        ))
         // After routing, so the route template is known; unmatched paths
         // are not recorded, since a client could invent any number of them.
         .route_layer(middleware::from_fn(telemetry::track_request))
@@ -148,6 +154,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let snapshot = telemetry::Snapshot {
         sql_statements: state.statements.get(),
         compiled_answers: state.compiled.as_ref().map_or(0, |c| c.answered()),
+        requests_timed_out: state.deadline.timed_out(),
+        requests_cancelled: state.deadline.cancelled(),
         auth0_calls: mirror.map_or(0, |mirror| mirror.client().calls()),
         outbox,
         pool: telemetry::pool_stats(&state.db),
@@ -257,7 +265,7 @@ async fn get_fav_genre(
     }
 }
 
-fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
     let mut response = (
         status,
         Json(serde_json::json!({"error": code, "message": message})),
