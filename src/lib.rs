@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod music;
 pub mod profile;
+pub mod shutdown;
 mod sql;
 pub mod telemetry;
 
@@ -195,6 +196,8 @@ impl App {
 
     /// Serves until `shutdown` completes, then gives requests in flight the
     /// configured grace period to finish, and closes what is still open.
+    /// This needs a free worker thread; [`shutdown::watch_signals`] ends the
+    /// process when none is.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -248,33 +251,4 @@ pub async fn local_issuer(config: &Config) -> anyhow::Result<LocalIssuer> {
     .await;
     db.close().await.ok();
     issuer
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }
