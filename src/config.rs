@@ -238,9 +238,16 @@ pub struct Settings {
     /// lifetime (Auth0's default: 86400).
     #[arg(long, env = "TOMBSTONE_TTL_SECONDS", default_value_t = 90_000, value_parser = clap::value_parser!(u64).range(60..), global = true)]
     pub tombstone_ttl_seconds: u64,
-    /// Seconds requests in flight get to finish after SIGTERM or SIGINT.
+    /// Seconds requests in flight get to finish after SIGTERM or SIGINT. The
+    /// process exits at the latest a few seconds later, whatever is running.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_seconds: u64,
+    /// Seconds a request may take, from its headers to its answer: past them
+    /// it is answered REQUEST_TIMEOUT and its work is stopped, so a slow
+    /// client, a stuck database or a costly document cannot hold the
+    /// gateway's resources for longer.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub request_timeout_seconds: u64,
     /// Serve GraphiQL to browsers at GET /graphql (`true` or `false`).
     #[arg(long, env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphiql: bool,
@@ -358,6 +365,8 @@ pub struct Config {
     /// How long a SQLite write waits for the write lock.
     pub sqlite_busy_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
+    /// How long a request may take before it is answered REQUEST_TIMEOUT.
+    pub request_timeout: std::time::Duration,
     /// How long a deleted account's tombstone is kept.
     pub tombstone_ttl: std::time::Duration,
     /// Whether GET /graphql serves GraphiQL.
@@ -545,6 +554,7 @@ impl Settings {
             sqlite_cache_kib: self.sqlite_cache_kib,
             sqlite_busy_timeout: std::time::Duration::from_millis(self.sqlite_busy_timeout_ms),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
             tombstone_ttl: std::time::Duration::from_secs(self.tombstone_ttl_seconds),
             graphiql: self.graphiql,
             graphiql_demo_token: self
@@ -932,6 +942,24 @@ mod tests {
         );
         let err = settings(&["--log-format", "xml"]).unwrap_err();
         assert!(err.contains("LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn request_timeout_is_whole_seconds_within_an_hour() {
+        assert_eq!(
+            settings(&[]).unwrap().request_timeout,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            settings(&["--request-timeout-seconds", "5"])
+                .unwrap()
+                .request_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        for bad in ["0", "3601", "1.5", "soon"] {
+            let err = settings(&["--request-timeout-seconds", bad]).unwrap_err();
+            assert!(err.contains("request-timeout-seconds"), "{bad}: {err}");
+        }
     }
 
     #[test]

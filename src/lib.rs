@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod music;
 pub mod profile;
+pub mod shutdown;
 mod sql;
 pub mod telemetry;
 
@@ -31,7 +32,7 @@ use crate::{
     config::{Config, Secret},
     db::StatementCounter,
     graphql::{AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services},
-    http::{ApqStore, response_cache::ResponseCache},
+    http::{ApqStore, RequestDeadline, response_cache::ResponseCache},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
@@ -63,6 +64,8 @@ pub struct AppState {
     pub response_cache: Option<Arc<ResponseCache>>,
     /// Compiled `me` queries; `None` when `COMPILED_QUERIES` is off.
     pub compiled: Option<Arc<CompiledQueries>>,
+    /// Every request's deadline, and the requests it stopped.
+    pub deadline: Arc<RequestDeadline>,
 }
 
 /// The built application: its state and its router.
@@ -169,6 +172,7 @@ impl App {
             .compiled_queries
             .then(|| Arc::new(CompiledQueries::new(DOCUMENT_CACHE_CAPACITY)));
         let state = AppState {
+            deadline: Arc::new(RequestDeadline::new(config.request_timeout)),
             schema,
             apq: config
                 .apq_cache_bytes
@@ -193,6 +197,8 @@ impl App {
 
     /// Serves until `shutdown` completes, then gives requests in flight the
     /// configured grace period to finish, and closes what is still open.
+    /// This needs a free worker thread; [`shutdown::watch_signals`] ends the
+    /// process when none is.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -247,33 +253,4 @@ pub async fn local_issuer(config: &Config) -> anyhow::Result<LocalIssuer> {
     .await;
     db.close().await.ok();
     issuer
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }

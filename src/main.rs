@@ -8,7 +8,7 @@ use clap::Parser;
 use music_gateway::{
     App,
     config::{Cli, Command, Config, IdentityMode, LogFormat, TokenArgs},
-    db, demo, graphql, local_issuer, shutdown_signal, telemetry,
+    db, demo, graphql, local_issuer, shutdown, telemetry,
 };
 
 // A GraphQL response is many small allocations; glibc's malloc took a fifth
@@ -19,6 +19,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc v3's number for its purge delay option (`mi_option_e` in its
 /// `mimalloc.h`); the `allocator_options_are_the_ones_meant` test checks it.
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// How long the runtime's tasks get to be dropped once `run` is done. A
+/// worker held by a task that never yields would keep a plain drop of the
+/// runtime waiting for good; past this, the process exits without it.
+const RUNTIME_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// mimalloc keeps freed pages for a second before returning them to the
 /// system. Large answers come in bursts on several threads at once, and in
@@ -122,7 +127,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config));
-    drop(runtime);
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     logging.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -217,6 +222,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // lines gets the address from the "listening" event.
     let hints = config.log_format == LogFormat::Text;
     let database = db::redact(&config.database_url);
+    // Before anything slow, so that a signal during start-up is heard too.
+    let signals = shutdown::watch_signals(config.shutdown_grace)?;
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -232,7 +239,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         eprintln!("Demo data: cargo run --release -- demo   (prints a token for the demo user)");
     }
-    app.serve(listener, shutdown_signal()).await
+    app.serve(listener, signals.requested()).await
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ pub const BUDGET_WAIT: &str = "gateway_auth0_budget_wait_seconds";
 pub const BUDGET_SPENT: &str = "gateway_auth0_budget_spent_total";
 /// GraphQL requests answered by a compiled plan.
 pub const GRAPHQL_COMPILED: &str = "gateway_graphql_compiled_total";
+/// Requests answered REQUEST_TIMEOUT, their work stopped.
+pub const REQUESTS_TIMED_OUT: &str = "gateway_http_requests_timed_out_total";
+/// Requests whose connection closed before their answer, their work stopped.
+pub const REQUESTS_CANCELLED: &str = "gateway_http_requests_cancelled_total";
 
 /// SQL statements sent to the database.
 pub const SQL_STATEMENTS: &str = "gateway_sql_statements_total";
@@ -313,6 +317,8 @@ const ERROR_CODES: &[&str] = &[
     "QUERY_TOO_COSTLY",
     "QUERY_TOO_MANY_ALIASES",
     "QUERY_TOO_MANY_ROOT_FIELDS",
+    // The request deadline (src/http/deadline.rs).
+    "REQUEST_TIMEOUT",
 ];
 
 /// Counts one GraphQL error answered with `code`.
@@ -371,6 +377,10 @@ pub struct Snapshot {
     pub auth0_calls: u64,
     /// GraphQL requests answered by a compiled plan since it started.
     pub compiled_answers: u64,
+    /// Requests answered REQUEST_TIMEOUT since it started.
+    pub requests_timed_out: u64,
+    /// Requests whose connection closed before their answer since it started.
+    pub requests_cancelled: u64,
     /// The outbox, in the auth0 identity mode.
     pub outbox: Option<OutboxStats>,
     /// The database pool.
@@ -464,6 +474,16 @@ pub fn render(snapshot: &Snapshot) -> String {
             "GraphQL requests answered by a compiled plan, without async-graphql's executor."
         );
         counter!(GRAPHQL_COMPILED).absolute(snapshot.compiled_answers);
+        describe_counter!(
+            REQUESTS_TIMED_OUT,
+            "Requests that ran past REQUEST_TIMEOUT_SECONDS: answered REQUEST_TIMEOUT (HTTP 504), their work stopped."
+        );
+        counter!(REQUESTS_TIMED_OUT).absolute(snapshot.requests_timed_out);
+        describe_counter!(
+            REQUESTS_CANCELLED,
+            "Requests whose connection closed before they were answered (the client went away, or the shutdown's grace period ended): their work stopped."
+        );
+        counter!(REQUESTS_CANCELLED).absolute(snapshot.requests_cancelled);
         if let Some(outbox) = &snapshot.outbox {
             describe_gauge!(
                 OUTBOX_PENDING,

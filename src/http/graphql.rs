@@ -64,7 +64,8 @@ const DONT_CACHE: &str = "private, no-cache, must-revalidate";
 /// The longest id echoed back in an error.
 const MAX_ECHOED_ID: usize = 100;
 
-/// A request refused before execution.
+/// A request answered with an error alone: refused before execution, or
+/// stopped by its deadline (see `super::deadline`).
 #[derive(Debug)]
 pub struct Refusal {
     status: StatusCode,
@@ -179,6 +180,36 @@ impl Refusal {
         refusal
     }
 
+    /// The request ran past `REQUEST_TIMEOUT_SECONDS` and its work was
+    /// stopped. HTTP 504: the gateway did not get its own work done in time,
+    /// most often waiting on the database or Auth0. Not 408, which blames
+    /// the client's sending and which some clients retry on their own, a
+    /// mutation included; not 503, which says the whole service is away and
+    /// leads a load balancer to take the instance out.
+    pub(super) fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "the request did not finish within the gateway's limit of {} s and was stopped; \
+                 a mutation may or may not have taken effect, so read before retrying it",
+                limit.as_secs_f64()
+            ),
+        )
+        .uncached()
+    }
+
+    /// The request's work failed in a way nothing else answered (a panic):
+    /// what went wrong is in the log, not in the answer.
+    pub(super) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_SERVER_ERROR",
+            "internal server error",
+        )
+        .uncached()
+    }
+
     fn limit(exceeded: LimitExceeded) -> Self {
         let (value, limit) = exceeded.figures();
         let mut refusal = Self::request_error(exceeded.code(), exceeded.message());
@@ -190,19 +221,20 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        // An APQ miss is the protocol's normal first step; the others tell
-        // an operator about a misbehaving client or a stale manifest.
-        if self.code == "PERSISTED_QUERY_NOT_FOUND" {
-            tracing::debug!(
+        match self.code {
+            // The protocol's normal first step.
+            "PERSISTED_QUERY_NOT_FOUND" => tracing::debug!(
                 code = self.code,
                 "GraphQL request answered before execution"
-            );
-        } else {
-            tracing::info!(
+            ),
+            // Logged where they happen, with what ran out or went wrong.
+            "REQUEST_TIMEOUT" | "INTERNAL_SERVER_ERROR" => {}
+            // A misbehaving client or a stale manifest, for an operator.
+            _ => tracing::info!(
                 code = self.code,
                 status = self.status.as_u16(),
                 "GraphQL request refused before execution"
-            );
+            ),
         }
         crate::telemetry::record_graphql_error(self.code);
         let mut extensions = self.extensions;

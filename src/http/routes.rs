@@ -18,7 +18,7 @@ use tower_http::{
 
 use super::{
     auth::{InvalidToken, MaybePrincipal},
-    auth0_hooks, body_limit, graphiql, graphql,
+    auth0_hooks, body_limit, deadline, graphiql, graphql,
 };
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
@@ -32,8 +32,18 @@ pub fn router(state: AppState) -> Router {
         .unwrap_or_default();
     let cors = cors_layer(&state.config.cors, &csrf_headers);
     let max_body = state.config.max_body_bytes;
+    // The deadline inside the body limit: it reads the body before the
+    // work starts, and must read it only as far as the limit lets it.
+    // Inside the metrics too, so a request stopped by its deadline counts
+    // with its 504; unmatched paths answer at once and need none.
+    let deadline = |router: Router<AppState>| {
+        router.route_layer(middleware::from_fn_with_state(
+            state.deadline.clone(),
+            deadline::enforce,
+        ))
+    };
     let graphql_routes = body_limit::limit(
-        Router::new().route("/graphql", get(graphql_get).post(graphql::post)),
+        deadline(Router::new().route("/graphql", get(graphql_get).post(graphql::post))),
         max_body,
         graphql::too_large,
     );
@@ -50,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route("/.well-known/jwks.json", get(jwks));
     }
     let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
-    body_limit::limit(router, max_body, body_limit::plain)
+    body_limit::limit(deadline(router), max_body, body_limit::plain)
         .merge(graphql_routes)
         // After routing, so the route template is known; unmatched paths
         // are not recorded, since a client could invent any number of them.
@@ -149,6 +159,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let snapshot = telemetry::Snapshot {
         sql_statements: state.statements.get(),
         compiled_answers: state.compiled.as_ref().map_or(0, |c| c.answered()),
+        requests_timed_out: state.deadline.timed_out(),
+        requests_cancelled: state.deadline.cancelled(),
         auth0_calls: mirror.map_or(0, |mirror| mirror.client().calls()),
         outbox,
         pool: telemetry::pool_stats(&state.db),
@@ -259,7 +271,7 @@ async fn get_fav_genre(
     }
 }
 
-fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
     let mut response = (
         status,
         Json(serde_json::json!({"error": code, "message": message})),

@@ -22,6 +22,8 @@ pub(crate) fn gateway() -> Command {
         "MAX_PAGE_SIZE",
         "DEFAULT_PAGE_SIZE",
         "SHUTDOWN_GRACE_SECONDS",
+        "REQUEST_TIMEOUT_SECONDS",
+        "TOKIO_WORKER_THREADS",
         "LOG_FORMAT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -188,7 +190,7 @@ async fn a_request_left_hanging_holds_the_shutdown_only_for_the_grace_period() {
 }
 
 /// Sends SIGTERM and waits for a clean exit; answers how long it took.
-async fn terminate(gateway: &mut Running) -> Duration {
+pub(crate) async fn terminate(gateway: &mut Running) -> Duration {
     Command::new("kill")
         .args(["-TERM", &gateway.child.id().to_string()])
         .status()
@@ -288,7 +290,7 @@ fn listening_in_json(line: &str) -> Option<String> {
     ))
 }
 
-async fn post(url: &str, token: &str, query: &str) -> serde_json::Value {
+pub(crate) async fn post(url: &str, token: &str, query: &str) -> serde_json::Value {
     post_with(&reqwest::Client::new(), url, token, query).await
 }
 
