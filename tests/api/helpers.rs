@@ -118,7 +118,50 @@ pub struct TestApp {
     pub issuer: LocalIssuer,
     pub backend: Backend,
     pub database_url: String,
+    /// The PostgreSQL database this app made for itself, dropped with it.
+    owned_database: Option<String>,
     _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(name) = self.owned_database.take() {
+            // Drop runs inside the test's runtime, which cannot be blocked
+            // on: a thread of its own with a runtime of its own does it.
+            let dropped = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime to drop the test database")
+                    .block_on(drop_database(&name))
+            })
+            .join();
+            if dropped.is_err() {
+                eprintln!("could not drop a test database");
+            }
+        }
+    }
+}
+
+/// The name of the database of a PostgreSQL URL that `fresh_database` made.
+fn test_database_name(url: &str) -> Option<String> {
+    let name = url.rsplit_once('/')?.1;
+    name.starts_with("mg_test_").then(|| name.to_owned())
+}
+
+/// Drops a test database, closing the connections of gateways still on it
+/// (the test is over: none of them is asked anything again).
+pub async fn drop_database(name: &str) {
+    let Ok(conn) = Database::connect(&postgres_admin_url()).await else {
+        return;
+    };
+    if let Err(e) = conn
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+    {
+        eprintln!("could not drop the test database {name}: {e}");
+    }
+    conn.close().await.ok();
 }
 
 /// The admin URL of the test PostgreSQL server.
@@ -167,9 +210,22 @@ impl TestApp {
         let dir = TempDir::new().expect("temp dir");
         std::fs::write(dir.path().join("signing-key.pem"), shared_key_pem()).expect("write key");
         let mut config = Config::embedded(dir.path());
-        config.database_url = fresh_database(backend, dir.path()).await;
+        let fresh = fresh_database(backend, dir.path()).await;
+        config.database_url = fresh.clone();
         config.db_max_connections = 5;
         adjust(&mut config);
+        // The app owns the database made for it, unless it was pointed at
+        // another one (another app's, which that app owns): then the one
+        // made here is not needed.
+        let owned_database = test_database_name(&fresh);
+        let owned_database = if config.database_url == fresh {
+            owned_database
+        } else {
+            if let Some(name) = owned_database {
+                drop_database(&name).await;
+            }
+            None
+        };
         let database_url = config.database_url.clone();
         let issuer = LocalIssuer::from_pem(
             shared_key_pem(),
@@ -191,6 +247,7 @@ impl TestApp {
             issuer,
             backend,
             database_url,
+            owned_database,
             _dir: dir,
         }
     }
