@@ -316,9 +316,10 @@ mod tests {
             "answered only once the work was done"
         );
         assert_eq!(answer.status(), StatusCode::GATEWAY_TIMEOUT);
+        // No `Accept`: plain JSON, as the handler would answer.
         assert_eq!(
             answer.headers()["content-type"],
-            "application/graphql-response+json"
+            "application/json; charset=utf-8"
         );
         let body: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "REQUEST_TIMEOUT");
