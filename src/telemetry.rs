@@ -31,8 +31,8 @@ use axum::{
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseConnectionType, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, prelude::DateTimeUtc,
+    ColumnTrait, DatabaseConnection, DatabaseConnectionType, DbErr, EntityTrait, QuerySelect,
+    prelude::DateTimeUtc,
 };
 
 use crate::{config::LogFormat, entity::outbox};
@@ -405,27 +405,39 @@ pub struct PoolStats {
 }
 
 /// Reads the outbox: entries waiting (and the oldest one's age) and
-/// entries Auth0 refused for good.
+/// entries Auth0 refused for good, in one statement, so the three figures
+/// are of one moment (read apart, an entry marked failed between two reads
+/// counted as waiting and as failed at once).
 pub async fn outbox_stats(db: &DatabaseConnection) -> Result<OutboxStats, DbErr> {
-    let (pending, oldest) = outbox::Entity::find()
+    use sea_orm::sea_query::{Expr, Func};
+    let waiting = || outbox::Column::FailedAt.is_null();
+    let (pending, oldest, failed) = outbox::Entity::find()
         .select_only()
-        .column_as(outbox::Column::Id.count(), "pending")
-        .column_as(outbox::Column::CreatedAt.min(), "oldest")
-        .filter(outbox::Column::FailedAt.is_null())
-        .into_tuple::<(i64, Option<DateTimeUtc>)>()
+        .column_as(
+            Expr::expr(Func::sum(Expr::case(waiting(), 1).finally(0))),
+            "pending",
+        )
+        .column_as(
+            Expr::expr(Func::min(Expr::case(
+                waiting(),
+                Expr::col(outbox::Column::CreatedAt),
+            ))),
+            "oldest",
+        )
+        .column_as(
+            Expr::expr(Func::sum(Expr::case(waiting(), 0).finally(1))),
+            "failed",
+        )
+        .into_tuple::<(Option<i64>, Option<DateTimeUtc>, Option<i64>)>()
         .one(db)
         .await?
         .unwrap_or_default();
-    let failed = outbox::Entity::find()
-        .filter(outbox::Column::FailedAt.is_not_null())
-        .count(db)
-        .await?;
     Ok(OutboxStats {
-        pending: u64::try_from(pending).unwrap_or_default(),
+        pending: u64::try_from(pending.unwrap_or_default()).unwrap_or_default(),
         oldest_pending_age: oldest
             .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
             .unwrap_or_default(),
-        failed,
+        failed: u64::try_from(failed.unwrap_or_default()).unwrap_or_default(),
     })
 }
 
