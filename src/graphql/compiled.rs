@@ -399,14 +399,7 @@ impl Operation {
         let songs = read(Items::Songs, &songs)?;
         let playlists = read(Items::Playlists, &playlists)?;
         let playlist_songs = read(Items::Songs, &playlist_songs)?;
-        Some(MePlan {
-            songs: songs.plan,
-            playlists: playlists.plan,
-            playlist_songs: playlist_songs.plan,
-            song_columns: songs.columns,
-            playlist_columns: playlists.columns,
-            playlist_song_columns: playlist_songs.columns,
-        })
+        Some(super::plan::me_plan(songs, playlists, playlist_songs))
     }
 }
 

@@ -12,7 +12,7 @@
 use super::{context::Limits, types::decode_cursor};
 use crate::{
     error::{AppError, AppResult},
-    music::{Columns, ListPlan, Page},
+    music::{Columns, ListPlan, MePlan, Page},
 };
 
 /// A list of `me`, for the column rules of its items.
@@ -86,6 +86,19 @@ pub fn plan_list(items: Items, selections: &[ListSelection<'_>], limits: Limits)
         ),
         repeated: selections.len() > 1,
         invalid_page: page.is_none(),
+    }
+}
+
+/// What `me` reads: the reads of its songs, its playlists and the
+/// playlists' songs put together.
+pub fn me_plan(songs: ListRead, playlists: ListRead, playlist_songs: ListRead) -> MePlan {
+    MePlan {
+        songs: songs.plan,
+        playlists: playlists.plan,
+        playlist_songs: playlist_songs.plan,
+        song_columns: songs.columns,
+        playlist_columns: playlists.columns,
+        playlist_song_columns: playlist_songs.columns,
     }
 }
 

@@ -94,14 +94,7 @@ fn me_plan(ctx: &Context<'_>, me: &Lookahead<'_>) -> MePlan {
     let songs = plan_list(Items::Songs, &selections(&me.field("songs")), limits);
     let playlist_songs = plan_list(Items::Songs, &selections(&nested), limits);
     let playlists = plan_list(Items::Playlists, &selections(&playlists), limits);
-    MePlan {
-        songs: songs.plan,
-        playlists: playlists.plan,
-        playlist_songs: playlist_songs.plan,
-        song_columns: songs.columns,
-        playlist_columns: playlists.columns,
-        playlist_song_columns: playlist_songs.columns,
-    }
+    super::plan::me_plan(songs, playlists, playlist_songs)
 }
 
 /// Every selection of a list field (under each alias), with its arguments
