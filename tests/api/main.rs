@@ -14,6 +14,7 @@ mod compiled;
 mod concurrency;
 mod fake_auth0;
 mod fake_auth0_tests;
+mod fuzz;
 mod generated;
 mod graphiql;
 mod hostile;
