@@ -7,8 +7,9 @@
 //! may panic, and the process must still answer afterwards.
 //!
 //! CI runs a bounded, seeded batch. `MG_FUZZ_SECONDS` runs each of the two
-//! for that long instead, `MG_FUZZ_EXAMPLES` sets the batch, and
-//! `MG_FUZZ_SEED` the seed (a long run draws one and prints it), e.g.
+//! for that long instead, `MG_FUZZ_EXAMPLES` sets the batch,
+//! `MG_FUZZ_SEED` the seed (a long run draws one and prints it) and
+//! `MG_FUZZ_CONCURRENCY` the copies of each request with a token, e.g.
 //! `MG_FUZZ_SECONDS=600 cargo test --test api fuzz::schema_fuzzing_breaks_nothing::sqlite -- --nocapture`.
 
 use std::{
