@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -41,7 +42,11 @@ import graphql
 import hypothesis_graphql as hgql
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisWarning
 from hypothesis_graphql import nodes
+
+# A failing request may hold a 60 KB document; its repr is wanted all the same.
+warnings.filterwarnings("ignore", message="Generating overly large repr", category=HypothesisWarning)
 
 ADMIN_SCOPE = "write:app_metadata"
 PROBE = "{ me { id } }"
