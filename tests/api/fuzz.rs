@@ -37,8 +37,9 @@ const CI_SEED: u64 = 20_261_206;
 
 /// The least share of the requests with a token whose answer holds some
 /// data: a fuzzer whose every request bounced off a refusal (a broken
-/// token, a stale schema) would prove nothing. Measured at about 0.3.
-const DATA_FLOOR: f64 = 0.15;
+/// token, a stale schema) would prove nothing. Measured at about 0.2, in
+/// CI's run and in long ones alike; most requests are meant to be refused.
+const DATA_FLOOR: f64 = 0.1;
 
 /// The virtualenv's interpreter; a missing one fails the test, saying how
 /// to get it.
@@ -183,7 +184,7 @@ async fn schema_fuzzing_breaks_nothing(backend: Backend) {
     args.extend(amount);
     let anonymous = fuzz(&url, args, "anonymous", &running).await;
 
-    let sent = with_tokens["examples"].as_f64().unwrap();
+    let sent = with_tokens["requests"].as_f64().unwrap();
     let with_data = with_tokens["with_data"].as_f64().unwrap();
     assert!(
         with_data >= DATA_FLOOR * sent,

@@ -550,7 +550,14 @@ class Link:
             if self.connection is None:
                 self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
             try:
-                self.connection.request(method, path, body=body, headers=headers)
+                try:
+                    self.connection.request(method, path, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # A server may refuse a request (a body too large, or of
+                    # the wrong type) before reading all of its body, and
+                    # close the connection: its answer is there to read all
+                    # the same, as HTTP/1.1 allows.
+                    pass
                 response = self.connection.getresponse()
                 data = response.read()
                 answer = (response.status, {k.lower(): v for k, v in response.getheaders()}, data)
@@ -559,9 +566,8 @@ class Link:
                     self.connection = None
                 return answer
             except (OSError, http.client.HTTPException) as error:
-                # The server may close a connection after an early refusal
-                # (a too-large body): one retry on a new one tells that from a
-                # dead server.
+                # A kept-alive connection the server has closed since: one
+                # retry on a new one tells that from a dead server.
                 last = error
                 self.connection.close()
                 self.connection = None
