@@ -1,6 +1,7 @@
 //! Auth0's metadata rules, applied the same way in every identity mode so a
 //! client sees one behaviour: top-level merge, nested objects replaced whole,
-//! `null` deletes a key, no `.` or `$` in keys, and a size limit.
+//! `null` deletes a key, no `.` or `$` in keys, and a size limit; and, for
+//! PostgreSQL, no NUL anywhere.
 
 use serde_json::{Map, Value};
 
@@ -36,6 +37,17 @@ pub fn check_key(key: &str) -> Result<(), AppError> {
             "preferences: key `{key}` may not contain `.` or `$`"
         )));
     }
+    check_no_nul(key)
+}
+
+/// PostgreSQL's `jsonb` cannot hold U+0000 in a key or a string, and the
+/// same preferences must be accepted alike on every database.
+fn check_no_nul(text: &str) -> Result<(), AppError> {
+    if text.contains('\0') {
+        return Err(AppError::bad_input(
+            "preferences: keys and strings may not contain U+0000 (NUL)",
+        ));
+    }
     Ok(())
 }
 
@@ -51,19 +63,20 @@ pub fn preferences_patch(value: &Value) -> Result<Map<String, Value>, AppError> 
                 "preferences: `{key}` cannot be set through preferences"
             )));
         }
-        check_nested_keys(nested)?;
+        check_nested(nested)?;
     }
     Ok(map.clone())
 }
 
 /// Auth0 applies the field-name rule at every depth.
-fn check_nested_keys(value: &Value) -> Result<(), AppError> {
+fn check_nested(value: &Value) -> Result<(), AppError> {
     match value {
         Value::Object(map) => map.iter().try_for_each(|(k, v)| {
             check_key(k)?;
-            check_nested_keys(v)
+            check_nested(v)
         }),
-        Value::Array(items) => items.iter().try_for_each(check_nested_keys),
+        Value::Array(items) => items.iter().try_for_each(check_nested),
+        Value::String(text) => check_no_nul(text),
         _ => Ok(()),
     }
 }
@@ -135,6 +148,15 @@ mod tests {
         assert!(preferences_patch(&json!({"ok": {"$set": 1}})).is_err());
         assert!(preferences_patch(&json!({"ok": [{"x.y": 1}]})).is_err());
         assert!(preferences_patch(&json!({"theme": {"mode": "dark"}})).is_ok());
+    }
+
+    #[test]
+    fn nul_is_refused_in_keys_and_strings_at_any_depth() {
+        assert!(preferences_patch(&json!({"a": "x\u{0}"})).is_err());
+        assert!(preferences_patch(&json!({"a\u{0}": 1})).is_err());
+        assert!(preferences_patch(&json!({"a": {"b": ["\u{0}"]}})).is_err());
+        assert!(preferences_patch(&json!({"a": [{"b\u{0}": true}]})).is_err());
+        assert!(preferences_patch(&json!({"a": "line\nbreak\u{1}"})).is_ok());
     }
 
     #[test]

@@ -228,6 +228,21 @@ fn issued_at_or_before(principal: &Principal, at: DateTime<Utc>) -> bool {
     principal.issued_at.is_none_or(|iat| iat <= at.timestamp())
 }
 
+/// An admin's answer for a user id that no one has signed in with.
+fn never_signed_in(user_id: &str) -> AppError {
+    AppError::NotFound(format!("no user with id {user_id} has signed in yet"))
+}
+
+/// No identity provider's user id holds U+0000, and PostgreSQL's text
+/// cannot: such an id names nobody, and is answered so before it reaches a
+/// database that would refuse it as an error of its own.
+fn could_have_signed_in(user_id: &str) -> AppResult<()> {
+    if user_id.contains('\0') {
+        return Err(never_signed_in(user_id));
+    }
+    Ok(())
+}
+
 /// Reads and writes profiles.
 #[derive(Clone)]
 pub struct ProfileService {
@@ -328,6 +343,7 @@ impl ProfileService {
     /// is not the authority) the account at the authority, durably: once
     /// this returns, the deletion reaches the authority even across a crash.
     pub async fn delete_user(&self, user_id: &str) -> AppResult<()> {
+        could_have_signed_in(user_id)?;
         retry_races(|| self.try_delete_user(user_id)).await?;
         self.authority.committed();
         tracing::info!(user_id, "account deleted");
@@ -337,9 +353,7 @@ impl ProfileService {
     async fn try_delete_user(&self, user_id: &str) -> AppResult<()> {
         let txn = begin_write(&self.db).await?;
         if !rows::lock_user(&txn, user_id).await? {
-            return Err(AppError::NotFound(format!(
-                "no user with id {user_id} has signed in yet"
-            )));
+            return Err(never_signed_in(user_id));
         }
         rows::delete_user(&txn, user_id, Utc::now(), self.tombstone_ttl).await?;
         self.authority.record_deletion(&txn, user_id).await?;
@@ -442,6 +456,7 @@ impl ProfileService {
         user_id: &str,
         patch: Map<String, Value>,
     ) -> AppResult<UserRecord> {
+        could_have_signed_in(user_id)?;
         let updated = retry_races(|| self.try_patch_app_metadata(user_id, &patch)).await?;
         self.authority.committed();
         Ok(updated)
@@ -454,9 +469,7 @@ impl ProfileService {
     ) -> AppResult<UserRecord> {
         let txn = begin_write(&self.db).await?;
         if !rows::lock_user(&txn, user_id).await? {
-            return Err(AppError::NotFound(format!(
-                "no user with id {user_id} has signed in yet"
-            )));
+            return Err(never_signed_in(user_id));
         }
         let current = rows::find(&txn, user_id)
             .await?

@@ -189,6 +189,62 @@ async fn an_update_that_fails_validation_changes_nothing(app: TestApp) {
     assert_eq!(me["me"], json!({"displayName": "Kept", "favGenre": "jazz"}));
 }
 
+/// U+0000, which PostgreSQL's text and jsonb cannot hold, in every string
+/// that reaches the database unchecked otherwise (schema fuzzing met
+/// `INTERNAL_SERVER_ERROR` there): refused, or naming no one, alike on both
+/// databases, as literals and as variables.
+async fn nul_characters_are_answered_alike_on_both_databases(app: TestApp) {
+    app.ok(
+        U,
+        "mutation($p: JSON!) { updateMe(input: {preferences: $p}) { id } }",
+        json!({"p": {"theme": "dark"}}),
+    )
+    .await;
+    for preferences in [
+        json!({"a": "\u{0}"}),
+        json!({"a\u{0}b": 1}),
+        json!({"a": {"b": ["x\u{0}"]}}),
+        json!({"a": [{"b\u{0}": true}]}),
+    ] {
+        assert_bad(
+            &app,
+            "mutation($p: JSON!) { updateMe(input: {favGenre: \"rock\", preferences: $p}) { id } }",
+            json!({"p": preferences}),
+            "U+0000",
+        )
+        .await;
+    }
+    assert_bad(
+        &app,
+        "mutation { updateMe(input: {preferences: {a: \"\\u0000\"}}) { id } }",
+        json!({}),
+        "U+0000",
+    )
+    .await;
+    let me = app
+        .ok(U, "{ me { preferences favGenre } }", json!({}))
+        .await;
+    assert_eq!(
+        me["me"],
+        json!({"preferences": {"theme": "dark"}, "favGenre": null})
+    );
+
+    let admin = app.token_with("auth0|admin", json!({"scope": "write:app_metadata"}));
+    for id in ["\u{0}", "auth0|input\u{0}"] {
+        for query in [
+            "mutation($u: ID!) { deleteUser(userId: $u) }",
+            "mutation($u: ID!) { setUserPlan(userId: $u, plan: PREMIUM) { plan } }",
+            "mutation($u: ID!) { setUserRoles(userId: $u, roles: []) { roles } }",
+        ] {
+            let (status, body) = app.post(Some(&admin), query, json!({"u": id})).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(error_code(&body), "NOT_FOUND", "{query} {id:?}: {body}");
+        }
+    }
+    let me = app.ok(U, "{ me { id plan } }", json!({})).await;
+    assert_eq!(me["me"], json!({"id": U, "plan": "FREE"}));
+}
+
 async fn pages_follow_cursors_to_the_end(app: TestApp) {
     for i in 0..5 {
         app.add_song(U, &format!("S{i}")).await;
@@ -397,6 +453,7 @@ on_both_databases!(
     malformed_requests_get_a_coded_error,
     invalid_inputs_are_refused_with_clear_messages,
     an_update_that_fails_validation_changes_nothing,
+    nul_characters_are_answered_alike_on_both_databases,
     pages_follow_cursors_to_the_end,
     queries_too_deep_or_too_large_are_refused,
 );

@@ -15,6 +15,7 @@ mod concurrency;
 mod deadline;
 mod fake_auth0;
 mod fake_auth0_tests;
+mod fuzz;
 mod generated;
 mod graphiql;
 mod hostile;
