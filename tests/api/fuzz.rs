@@ -3,8 +3,9 @@
 //! requests from schema.graphql, valid and hostile, and sends them to a
 //! gateway process, first with a user's and an admin's tokens (on accounts
 //! it fills with songs and playlists through mutations), then without a
-//! token. No answer may be a 5xx or carry `INTERNAL_SERVER_ERROR`, nothing
-//! may panic, and the process must still answer afterwards.
+//! token. No answer may be a 5xx or carry `INTERNAL_SERVER_ERROR`, the
+//! gateway may neither panic nor log an error, and it must still answer
+//! afterwards.
 //!
 //! CI runs a bounded, seeded batch. `MG_FUZZ_SECONDS` runs each of the two
 //! for that long instead, `MG_FUZZ_EXAMPLES` sets the batch,
@@ -81,10 +82,12 @@ fn budget(ci_examples: u64) -> (Vec<String>, u64) {
 }
 
 /// Runs fuzz.py with `args` against `url`; answers its summary. Its
-/// progress goes to the test's stderr as it comes.
+/// progress goes to the test's stderr as it comes, with the gateway's RSS
+/// beside it, so that a long run shows whether memory levels off.
 async fn fuzz(url: &str, args: Vec<String>, who: &str, gateway: &Running) -> Value {
     let python = python();
     let url = url.to_owned();
+    let pid = gateway.child.id();
     let (status, stdout, stderr) = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(python)
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/fuzz.py"))
@@ -97,7 +100,11 @@ async fn fuzz(url: &str, args: Vec<String>, who: &str, gateway: &Running) -> Val
         let mut stderr = String::new();
         for line in BufReader::new(child.stderr.take().unwrap()).lines() {
             let line = line.unwrap_or_default();
-            eprintln!("{line}");
+            if line.contains(" examples in ") {
+                eprintln!("{line} (gateway RSS {} KiB)", memory(pid).0);
+            } else {
+                eprintln!("{line}");
+            }
             stderr.push_str(&line);
             stderr.push('\n');
         }
@@ -135,7 +142,8 @@ fn concurrency() -> String {
 
 /// `VmRSS` and `VmHWM` (the peak) of a process, in KiB.
 fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    // Nothing to read once the process is gone; the checks say why.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -225,10 +233,25 @@ async fn schema_fuzzing_breaks_nothing(backend: Backend) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // An internal error that no answer shows (a task beside the request's)
+    // is logged all the same.
+    let level = |wanted: &str| {
+        log.lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(wanted))
+            .collect::<Vec<_>>()
+    };
+    let errors = level("ERROR");
+    assert!(
+        errors.is_empty(),
+        "the gateway logged errors:\n{}",
+        errors.join("\n")
+    );
     let (rss_after, rss_peak) = memory(pid);
     eprintln!(
         "fuzz ({backend:?}, seed {seed}): with tokens {with_tokens}\nanonymous {anonymous}\n\
-         gateway RSS {rss_before} KiB before, {rss_after} KiB after, {rss_peak} KiB at the peak"
+         gateway RSS {rss_before} KiB before, {rss_after} KiB after, {rss_peak} KiB at the peak; \
+         {} warnings logged",
+        level("WARN").len()
     );
     running.child.kill().unwrap();
     running.child.wait().unwrap();
