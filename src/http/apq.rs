@@ -16,7 +16,7 @@ use std::sync::Arc;
 use quick_cache::{Weighter, sync::Cache};
 use serde_json::{Map, Value};
 
-use super::graphql::Refusal;
+use super::refusal::Refusal;
 use crate::graphql::is_sha256_hex;
 
 /// Bytes a stored query counts for beyond its text (key and bookkeeping).

@@ -48,7 +48,7 @@ use axum::{
 use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
-use super::{graphql::Refusal, routes::plain_error};
+use super::{refusal::Refusal, routes::plain_error};
 
 /// The route whose answers are GraphQL responses.
 const GRAPHQL_ROUTE: &str = "/graphql";

@@ -1,4 +1,5 @@
-//! `/graphql` over GET and POST, from the wire to execution.
+//! `/graphql` over GET and POST, from the wire to execution; [`prepare`]
+//! is the part every transport shares.
 //!
 //! In order, each step refusing before anything runs:
 //! 1. CSRF prevention (before the body is read);
@@ -21,255 +22,50 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ServerError, Variables,
+    Variables,
     parser::types::{ExecutableDocument, OperationType},
 };
 use async_graphql_axum::GraphQLResponse;
 use axum::{
     body::Body,
     extract::{Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+pub use super::refusal::Refusal;
 use super::{
     apq,
     auth::{InvalidToken, MaybePrincipal},
-    body_limit,
-    media::{self, MediaType, RequestError},
+    media::{self, MediaType},
+    refusal::set_default_code,
     response_cache::Lookup,
 };
 use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
     graphql::{
-        self as gql, Answer, LimitExceeded, RequestContext, Syntax, check_required_variables,
-        choose_operation, is_introspection_only, selects_introspection, sha256_hex,
+        self as gql, Answer, RequestContext, Syntax, check_required_variables, choose_operation,
+        is_introspection_only, selects_introspection, sha256_hex,
     },
-    telemetry::{self, GraphqlOperation},
+    telemetry::GraphqlOperation,
 };
-
-/// Apollo's code for a document that does not parse.
-const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 
 /// Apollo's code for a request whose operation cannot be chosen.
 const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
 
-/// Apollo's value for answers a client must not cache: a persisted query
-/// unknown now may be known a moment later.
-const DONT_CACHE: &str = "private, no-cache, must-revalidate";
-
-/// The longest id echoed back in an error.
-const MAX_ECHOED_ID: usize = 100;
-
-/// A request answered with an error alone: refused before execution, or
-/// stopped by its deadline (see `super::deadline`).
-#[derive(Debug)]
-pub struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    extensions: Map<String, Value>,
-    no_cache: bool,
-    allow_post: bool,
-    /// A GraphQL request error: 200 instead of 400 under `application/json`.
-    request_error: bool,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            extensions: Map::new(),
-            no_cache: false,
-            allow_post: false,
-            request_error: false,
-        }
-    }
-
-    /// A GraphQL request error (the operation cannot run as sent): HTTP 400
-    /// under `application/graphql-response+json`, 200 under `application/json`.
-    pub fn request_error(code: &'static str, message: impl Into<String>) -> Self {
-        let mut refusal = Self::new(StatusCode::BAD_REQUEST, code, message);
-        refusal.request_error = true;
-        refusal
-    }
-
-    /// A body over `MAX_BODY_BYTES`.
-    fn too_large(limit: usize) -> Self {
-        let mut refusal = Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_REQUEST",
-            body_limit::too_large_message(limit),
-        );
-        refusal.extensions.insert("limit".into(), limit.into());
-        refusal
-    }
-
-    /// HTTP 400, `BAD_USER_INPUT`.
-    pub fn bad_input(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
-    }
-
-    fn uncached(mut self) -> Self {
-        self.no_cache = true;
-        self
-    }
-
-    /// An APQ hash this process has not seen: the client resends the text.
-    fn persisted_query_not_found() -> Self {
-        Self::new(
-            StatusCode::OK,
-            "PERSISTED_QUERY_NOT_FOUND",
-            "PersistedQueryNotFound",
-        )
-        .uncached()
-    }
-
-    /// APQ turned off: Apollo's clients then stop sending hashes.
-    fn persisted_query_not_supported() -> Self {
-        Self::new(
-            StatusCode::OK,
-            "PERSISTED_QUERY_NOT_SUPPORTED",
-            "PersistedQueryNotSupported",
-        )
-        .uncached()
-    }
-
-    fn not_in_list(id: &str) -> Self {
-        let id: String = id.chars().take(MAX_ECHOED_ID).collect();
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "PERSISTED_QUERY_NOT_IN_LIST",
-            format!("Persisted query '{id}' not found in the persisted query list"),
-        )
-        .uncached()
-    }
-
-    fn not_in_safelist() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "QUERY_NOT_IN_SAFELIST",
-            "The operation body was not found in the persisted query safelist: \
-             this gateway runs only its apps' trusted documents",
-        )
-        .uncached()
-    }
-
-    fn id_required() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "PERSISTED_QUERY_ID_REQUIRED",
-            "This endpoint does not allow freeform GraphQL requests; operations must be sent \
-             by id (`documentId`, or the persisted queries GraphQL extension)",
-        )
-    }
-
-    /// A document whose shape is refused before anything walks it: a
-    /// request error, as the limits below and validation's are.
-    fn guard(refused: gql::Refused) -> Self {
-        let mut refusal = Self::request_error(refused.code(), refused.message());
-        if let Some((value, limit)) = refused.figures() {
-            refusal.extensions.insert("limit".into(), limit.into());
-            refusal.extensions.insert("value".into(), value.into());
-        }
-        refusal
-    }
-
-    /// The request ran past `REQUEST_TIMEOUT_SECONDS` and its work was
-    /// stopped. HTTP 504: the gateway did not get its own work done in time,
-    /// most often waiting on the database or Auth0. Not 408, which blames
-    /// the client's sending and which some clients retry on their own, a
-    /// mutation included; not 503, which says the whole service is away and
-    /// leads a load balancer to take the instance out.
-    pub(super) fn request_timeout(limit: std::time::Duration) -> Self {
-        Self::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "REQUEST_TIMEOUT",
-            format!(
-                "the request did not finish within the gateway's limit of {} s and was stopped; \
-                 a mutation may or may not have taken effect, so read before retrying it",
-                limit.as_secs_f64()
-            ),
-        )
-        .uncached()
-    }
-
-    /// The request's work failed in a way nothing else answered (a panic):
-    /// what went wrong is in the log, not in the answer.
-    pub(super) fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
-            "internal server error",
-        )
-        .uncached()
-    }
-
-    fn limit(exceeded: LimitExceeded) -> Self {
-        let (value, limit) = exceeded.figures();
-        let mut refusal = Self::request_error(exceeded.code(), exceeded.message());
-        refusal.extensions.insert("limit".into(), limit.into());
-        refusal.extensions.insert("value".into(), value.into());
-        refusal
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        match self.code {
-            // The protocol's normal first step.
-            "PERSISTED_QUERY_NOT_FOUND" => tracing::debug!(
-                code = self.code,
-                "GraphQL request answered before execution"
-            ),
-            // Logged where they happen, with what ran out or went wrong.
-            "REQUEST_TIMEOUT" | "INTERNAL_SERVER_ERROR" => {}
-            // A misbehaving client or a stale manifest, for an operator.
-            _ => tracing::info!(
-                code = self.code,
-                status = self.status.as_u16(),
-                "GraphQL request refused before execution"
-            ),
-        }
-        crate::telemetry::record_graphql_error(self.code);
-        let mut extensions = self.extensions;
-        extensions.insert("code".into(), self.code.into());
-        let body = json!({"errors": [{"message": self.message, "extensions": extensions}]});
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)],
-            body.to_string(),
-        )
-            .into_response();
-        if self.request_error {
-            response.extensions_mut().insert(RequestError);
-        }
-        let headers = response.headers_mut();
-        if self.no_cache {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(DONT_CACHE));
-        }
-        if self.allow_post {
-            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
-        }
-        response
-    }
-}
-
 /// A GraphQL request as it comes over the wire, before its document is known.
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireRequest {
-    query: Option<String>,
-    operation_name: Option<String>,
-    variables: Option<Value>,
-    extensions: Option<Value>,
+pub struct WireRequest {
+    pub query: Option<String>,
+    pub operation_name: Option<String>,
+    pub variables: Option<Value>,
+    pub extensions: Option<Value>,
     /// The GraphQL-over-HTTP persisted documents draft's id.
-    document_id: Option<String>,
+    pub document_id: Option<String>,
 }
 
 /// GET's parameters: the same fields, `variables` and `extensions` as JSON.
@@ -368,7 +164,9 @@ async fn answer_get(
         (Err(refusal), _) | (_, Err(refusal)) => return refusal.into_response(),
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, true, media).await,
+        Ok(MaybePrincipal(principal)) => {
+            run(state, principal, wire, headers, Transport::Get, media).await
+        }
         Err(invalid) => invalid.into_response(),
     }
 }
@@ -414,7 +212,9 @@ async fn answer_post(
         Err(refusal) => return refusal.into_response(),
     };
     match principal {
-        Ok(MaybePrincipal(principal)) => run(state, principal, wire, headers, false, media).await,
+        Ok(MaybePrincipal(principal)) => {
+            run(state, principal, wire, headers, Transport::Post, media).await
+        }
         Err(invalid) => invalid.into_response(),
     }
 }
@@ -609,8 +409,8 @@ fn check_document(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
     variables: &Variables,
-    over_get: bool,
-) -> Result<(), Refusal> {
+    transport: Transport,
+) -> Result<OperationType, Refusal> {
     // First: every check below walks the document through its fragments.
     // Only the count of selections waits for the cost limits, whose codes
     // say more (each fragment is measured once there too).
@@ -633,7 +433,7 @@ fn check_document(
              take the schema from its schema.graphql",
         ));
     }
-    if over_get && operation.ty != OperationType::Query {
+    if transport == Transport::Get && operation.ty != OperationType::Query {
         let mut refusal = Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
@@ -651,7 +451,96 @@ fn check_document(
         .limiter
         .check(document, operation_name, variables)
         .map_err(Refusal::limit)?;
-    shape.map_err(Refusal::guard)
+    shape.map_err(Refusal::guard)?;
+    Ok(operation.ty)
+}
+
+/// How a request reached the pipeline: what it may run over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /graphql`: queries only.
+    Get,
+    /// `POST /graphql` with a JSON body.
+    Post,
+}
+
+/// A request past every refusal, with its document parsed and checked and
+/// its variables' defaults filled in: what any transport executes.
+pub struct Prepared {
+    pub request: async_graphql::Request,
+    pub operation: GraphqlOperation,
+    // Read by the subscription transports, which run only subscriptions.
+    #[allow(dead_code)]
+    pub kind: OperationType,
+}
+
+/// Every stage before execution, in order, the same for every transport:
+/// the request's shape, the document (trusted documents, APQ, text), the
+/// guard against hostile documents, the choice of operation, what the
+/// transport allows, the required variables and the cost limits.
+pub fn prepare(
+    state: &AppState,
+    principal: Option<&Principal>,
+    wire: WireRequest,
+    transport: Transport,
+) -> Result<Prepared, Refusal> {
+    let mut variables = match wire.variables {
+        None | Some(Value::Null) => Variables::default(),
+        Some(value @ Value::Object(_)) => Variables::from_json(value),
+        Some(_) => return Err(Refusal::bad_input("`variables` must be an object")),
+    };
+    let extensions = match wire.extensions {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => return Err(Refusal::bad_input("`extensions` must be an object")),
+    };
+    let resolved = resolve(
+        state,
+        principal,
+        wire.query,
+        wire.document_id,
+        extensions.as_ref(),
+    )?;
+
+    // Before any parser: a deep enough nest would overflow its stack.
+    gql::guard::check_nesting(
+        resolved.query.as_bytes(),
+        Syntax::Graphql,
+        &state.config.guard_limits,
+    )
+    .map_err(Refusal::guard)?;
+    let mut request = async_graphql::Request::new(resolved.query.as_ref());
+    if let Some(name) = &wire.operation_name {
+        request = request.operation_name(name.as_str());
+    }
+    state.documents.prepare(&mut request);
+    let kind = match request.parsed_query() {
+        Ok(document) => {
+            let kind = check_document(
+                state,
+                &resolved,
+                document,
+                wire.operation_name.as_deref(),
+                &variables,
+                transport,
+            )?;
+            gql::fill_variable_defaults(document, wire.operation_name.as_deref(), &mut variables);
+            if let (Some(hash), Some(store)) = (resolved.register, &state.apq) {
+                store.insert(hash, resolved.query.clone());
+            }
+            kind
+        }
+        // An unlisted text is refused as such whether or not it parses.
+        Err(_) if resolved.unlisted => return Err(Refusal::not_in_safelist()),
+        Err(error) => return Err(Refusal::parse_failed(vec![error])),
+    };
+    let mut request = request.variables(variables);
+    let operation = GraphqlOperation::of(&mut request);
+    Ok(Prepared {
+        request,
+        operation,
+        kind,
+    })
 }
 
 async fn run(
@@ -659,67 +548,29 @@ async fn run(
     principal: Option<Principal>,
     wire: WireRequest,
     headers: &HeaderMap,
-    over_get: bool,
+    transport: Transport,
     media: MediaType,
 ) -> Response {
-    let mut variables = match wire.variables {
-        None | Some(Value::Null) => Variables::default(),
-        Some(value @ Value::Object(_)) => Variables::from_json(value),
-        Some(_) => return Refusal::bad_input("`variables` must be an object").into_response(),
-    };
-    let extensions = match wire.extensions {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => Some(map),
-        Some(_) => return Refusal::bad_input("`extensions` must be an object").into_response(),
-    };
-    let resolved = match resolve(
-        state,
-        principal.as_ref(),
-        wire.query,
-        wire.document_id,
-        extensions.as_ref(),
-    ) {
-        Ok(resolved) => resolved,
-        Err(refusal) => return refusal.into_response(),
-    };
+    match prepare(state, principal.as_ref(), wire, transport) {
+        Ok(prepared) => execute(state, principal, prepared, headers, media).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
 
-    // Before any parser: a deep enough nest would overflow its stack.
-    if let Err(refused) = gql::guard::check_nesting(
-        resolved.query.as_bytes(),
-        Syntax::Graphql,
-        &state.config.guard_limits,
-    ) {
-        return Refusal::guard(refused).into_response();
-    }
-    let mut request = async_graphql::Request::new(resolved.query.as_ref());
-    if let Some(name) = &wire.operation_name {
-        request = request.operation_name(name.as_str());
-    }
-    state.documents.prepare(&mut request);
-    match request.parsed_query() {
-        Ok(document) => {
-            if let Err(refusal) = check_document(
-                state,
-                &resolved,
-                document,
-                wire.operation_name.as_deref(),
-                &variables,
-                over_get,
-            ) {
-                return refusal.into_response();
-            }
-            gql::fill_variable_defaults(document, wire.operation_name.as_deref(), &mut variables);
-            if let (Some(hash), Some(store)) = (resolved.register, &state.apq) {
-                store.insert(hash, resolved.query.clone());
-            }
-        }
-        // An unlisted text is refused as such whether or not it parses.
-        Err(_) if resolved.unlisted => return Refusal::not_in_safelist().into_response(),
-        Err(error) => return request_errors(vec![error], PARSE_FAILED),
-    }
-    let mut request = request.variables(variables);
-    let operation = GraphqlOperation::of(&mut request);
-
+/// A prepared query or mutation over HTTP: the response cache, then the
+/// compiled `me` plan, then async-graphql.
+async fn execute(
+    state: &AppState,
+    principal: Option<Principal>,
+    prepared: Prepared,
+    headers: &HeaderMap,
+    media: MediaType,
+) -> Response {
+    let Prepared {
+        mut request,
+        operation,
+        ..
+    } = prepared;
     if let Some(p) = &principal {
         tracing::Span::current().record("user_id", p.user_id.as_str());
     }
@@ -801,8 +652,8 @@ async fn run(
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty())
     {
-        let mut answer =
-            request_errors(std::mem::take(&mut response.errors), gql::VALIDATION_FAILED);
+        let errors = std::mem::take(&mut response.errors);
+        let mut answer = Refusal::request_errors(errors, gql::VALIDATION_FAILED).into_response();
         answer.extensions_mut().insert(operation);
         return answer;
     }
@@ -816,41 +667,5 @@ async fn run(
         None => GraphQLResponse::from(response).into_response(),
     };
     response.extensions_mut().insert(operation);
-    response
-}
-
-/// Gives `error` `code` unless it has one, and counts it by its code.
-fn set_default_code(error: &mut ServerError, code: &str) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        extensions.set("code", code);
-    }
-    if let Some(async_graphql::Value::String(code)) = extensions.get("code") {
-        telemetry::record_graphql_error(code);
-    }
-}
-
-/// A GraphQL request error from async-graphql's parser or validation:
-/// `errors` (with `code` unless they have one) and no `data`, since
-/// nothing ran.
-fn request_errors(mut errors: Vec<ServerError>, code: &str) -> Response {
-    for error in &mut errors {
-        set_default_code(error, code);
-    }
-    #[derive(serde::Serialize)]
-    struct Errors<'a> {
-        errors: &'a [ServerError],
-    }
-    let body = serde_json::to_vec(&Errors { errors: &errors }).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot serialize GraphQL errors");
-        br#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_vec()
-    });
-    let mut response = (
-        StatusCode::BAD_REQUEST,
-        [(header::CONTENT_TYPE, media::GRAPHQL_RESPONSE_JSON)],
-        body,
-    )
-        .into_response();
-    response.extensions_mut().insert(RequestError);
     response
 }

@@ -11,6 +11,7 @@ mod deadline;
 mod graphiql;
 mod graphql;
 mod media;
+mod refusal;
 pub mod response_cache;
 mod routes;
 
