@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod entity;
 pub mod error;
+pub mod error_code;
 pub mod graphql;
 pub mod http;
 pub mod music;

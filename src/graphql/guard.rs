@@ -30,6 +30,8 @@ use async_graphql::{
 };
 use async_graphql_value::Value;
 
+use crate::error::ErrorCode;
+
 /// The bounds on a document's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuardLimits {
@@ -74,12 +76,12 @@ pub enum Refused {
 
 impl Refused {
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Nesting { .. } => "QUERY_NESTED_TOO_DEEPLY",
-            Self::FragmentDepth { .. } => "QUERY_FRAGMENTS_TOO_DEEP",
-            Self::Selections { .. } => "QUERY_TOO_MANY_SELECTIONS",
-            Self::Invalid(_) => VALIDATION_FAILED,
+            Self::Nesting { .. } => ErrorCode::QueryNestedTooDeeply,
+            Self::FragmentDepth { .. } => ErrorCode::QueryFragmentsTooDeep,
+            Self::Selections { .. } => ErrorCode::QueryTooManySelections,
+            Self::Invalid(_) => ErrorCode::GraphqlValidationFailed,
         }
     }
 
@@ -112,9 +114,6 @@ impl Refused {
         }
     }
 }
-
-/// The code of a document that GraphQL's validation refuses (Apollo's).
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 
 /// Whether `text` is JSON rather than GraphQL: JSON has no comments and no
 /// block strings.
@@ -471,7 +470,7 @@ mod tests {
         let refused =
             check("{ me { ...A } } fragment A on User { id ...B } fragment B on User { ...A }")
                 .unwrap_err();
-        assert_eq!(refused.code(), VALIDATION_FAILED);
+        assert_eq!(refused.code(), ErrorCode::GraphqlValidationFailed);
         assert!(refused.message().contains("within itself"), "{refused:?}");
     }
 
@@ -489,7 +488,11 @@ mod tests {
             "{ me { __typename { length } } }",
         ] {
             let refused = check(query).unwrap_err();
-            assert_eq!(refused.code(), VALIDATION_FAILED, "{query}");
+            assert_eq!(
+                refused.code(),
+                ErrorCode::GraphqlValidationFailed,
+                "{query}"
+            );
         }
         check("query($b: Boolean = false) { __typename @skip(if: $b) }").unwrap();
         check("query($b: Boolean!) { __typename @skip(if: $b) }").unwrap();

@@ -65,11 +65,12 @@ pub enum LimitExceeded {
 
 impl LimitExceeded {
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            Self::Aliases { .. } => "QUERY_TOO_MANY_ALIASES",
-            Self::RootFields { .. } => "QUERY_TOO_MANY_ROOT_FIELDS",
-            Self::Cost { .. } => "QUERY_TOO_COSTLY",
+            Self::Aliases { .. } => ErrorCode::QueryTooManyAliases,
+            Self::RootFields { .. } => ErrorCode::QueryTooManyRootFields,
+            Self::Cost { .. } => ErrorCode::QueryTooCostly,
         }
     }
 
@@ -606,7 +607,7 @@ mod tests {
             let document = async_graphql::parser::parse_query(q).unwrap();
             limiter
                 .check(&document, None, &Variables::default())
-                .map_err(|e| e.code())
+                .map_err(|e| e.code().as_str())
         };
         assert!(check("{ a: me { id } }").is_ok());
         assert_eq!(

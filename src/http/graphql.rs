@@ -43,6 +43,7 @@ use super::{
     refusal::set_default_code,
     response_cache::Lookup,
 };
+use crate::error::ErrorCode;
 use crate::{
     AppState,
     auth::{ADMIN_PERMISSION, Principal},
@@ -52,9 +53,6 @@ use crate::{
     },
     telemetry::GraphqlOperation,
 };
-
-/// Apollo's code for a request whose operation cannot be chosen.
-const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
 
 /// A GraphQL request as it comes over the wire, before its document is known.
 #[derive(Default, Deserialize)]
@@ -232,7 +230,7 @@ pub fn too_large(headers: &HeaderMap, limit: usize) -> Response {
 fn not_acceptable() -> Response {
     let refusal = Refusal::new(
         StatusCode::NOT_ACCEPTABLE,
-        "BAD_REQUEST",
+        ErrorCode::BadRequest,
         "this endpoint answers in application/graphql-response+json or application/json, \
          and the request's Accept header allows neither",
     );
@@ -257,7 +255,7 @@ fn wire_request(bytes: &[u8]) -> Result<WireRequest, Refusal> {
         Err(e) => not_a_request(format!("it is not JSON ({})", json_position(&e))),
         Ok(Value::Array(_)) => Refusal::new(
             StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "batched requests (a JSON array of operations) are not supported: \
              send each operation in a request of its own",
         ),
@@ -296,7 +294,7 @@ fn prevent_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     match &state.config.csrf {
         Some(csrf) if !csrf.allows(headers) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             csrf.message(),
         )),
         _ => Ok(()),
@@ -424,11 +422,11 @@ fn check_document(
         return Err(Refusal::not_in_safelist());
     }
     let operation = choose_operation(document, operation_name)
-        .map_err(|why| Refusal::request_error(OPERATION_RESOLUTION_FAILURE, why))?;
+        .map_err(|why| Refusal::request_error(ErrorCode::OperationResolutionFailure, why))?;
     // async-graphql would answer `__schema: null` without a word.
     if !state.config.introspection && selects_introspection(document) {
         return Err(Refusal::request_error(
-            "INTROSPECTION_DISABLED",
+            ErrorCode::IntrospectionDisabled,
             "introspection is turned off on this gateway (INTROSPECTION=false): \
              take the schema from its schema.graphql",
         ));
@@ -436,7 +434,7 @@ fn check_document(
     if transport == Transport::Get && operation.ty != OperationType::Query {
         let mut refusal = Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             format!(
                 "GET requests only support query operations, not {} operations: send it with POST",
                 operation.ty
@@ -446,7 +444,7 @@ fn check_document(
         return Err(refusal);
     }
     check_required_variables(operation, variables)
-        .map_err(|why| Refusal::request_error("BAD_USER_INPUT", why))?;
+        .map_err(|why| Refusal::request_error(ErrorCode::BadUserInput, why))?;
     state
         .limiter
         .check(document, operation_name, variables)
@@ -653,14 +651,15 @@ async fn execute(
         && response.errors.iter().all(|e| e.path.is_empty())
     {
         let errors = std::mem::take(&mut response.errors);
-        let mut answer = Refusal::request_errors(errors, gql::VALIDATION_FAILED).into_response();
+        let mut answer =
+            Refusal::request_errors(errors, ErrorCode::GraphqlValidationFailed).into_response();
         answer.extensions_mut().insert(operation);
         return answer;
     }
     // Errors without a code are async-graphql's, about arguments: the
     // client's to fix.
     for error in &mut response.errors {
-        set_default_code(error, "BAD_USER_INPUT");
+        set_default_code(error, ErrorCode::BadUserInput);
     }
     let mut response = match pending {
         Some(pending) => pending.finish(response),

@@ -13,7 +13,10 @@ use super::{
     body_limit,
     media::{self, RequestError},
 };
-use crate::graphql::{self as gql, LimitExceeded};
+use crate::{
+    error::ErrorCode,
+    graphql::{self as gql, LimitExceeded},
+};
 
 /// Apollo's value for answers a client must not cache: a persisted query
 /// unknown now may be known a moment later.
@@ -22,11 +25,8 @@ const DONT_CACHE: &str = "private, no-cache, must-revalidate";
 /// The longest id echoed back in an error.
 const MAX_ECHOED_ID: usize = 100;
 
-/// Apollo's code for a document that does not parse.
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-
 /// Gives `error` `code` unless it has one, and counts it by its code.
-pub fn set_default_code(error: &mut ServerError, code: &str) {
+pub fn set_default_code(error: &mut ServerError, code: ErrorCode) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", code);
@@ -41,7 +41,7 @@ pub fn set_default_code(error: &mut ServerError, code: &str) {
 #[derive(Debug)]
 pub struct Refusal {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     pub(super) extensions: Map<String, Value>,
     no_cache: bool,
@@ -54,7 +54,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -69,12 +69,12 @@ impl Refusal {
 
     /// A request error from async-graphql's parser.
     pub fn parse_failed(errors: Vec<ServerError>) -> Self {
-        Self::request_errors(errors, PARSE_FAILED)
+        Self::request_errors(errors, ErrorCode::GraphqlParseFailed)
     }
 
     /// A request error in async-graphql's words (its parser, its
     /// validation): its errors, each with `code` unless it has one.
-    pub fn request_errors(mut errors: Vec<ServerError>, code: &'static str) -> Self {
+    pub fn request_errors(mut errors: Vec<ServerError>, code: ErrorCode) -> Self {
         for error in &mut errors {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
@@ -93,7 +93,7 @@ impl Refusal {
     /// The stable code clients and metrics see.
     // The subscription transports read these two.
     #[allow(dead_code)]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 
@@ -118,7 +118,7 @@ impl Refusal {
 
     /// A GraphQL request error (the operation cannot run as sent): HTTP 400
     /// under `application/graphql-response+json`, 200 under `application/json`.
-    pub fn request_error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn request_error(code: ErrorCode, message: impl Into<String>) -> Self {
         let mut refusal = Self::new(StatusCode::BAD_REQUEST, code, message);
         refusal.request_error = true;
         refusal
@@ -128,7 +128,7 @@ impl Refusal {
     pub(super) fn too_large(limit: usize) -> Self {
         let mut refusal = Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             body_limit::too_large_message(limit),
         );
         refusal.extensions.insert("limit".into(), limit.into());
@@ -137,7 +137,7 @@ impl Refusal {
 
     /// HTTP 400, `BAD_USER_INPUT`.
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
     }
 
     pub(super) fn uncached(mut self) -> Self {
@@ -149,7 +149,7 @@ impl Refusal {
     pub(super) fn persisted_query_not_found() -> Self {
         Self::new(
             StatusCode::OK,
-            "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::PersistedQueryNotFound,
             "PersistedQueryNotFound",
         )
         .uncached()
@@ -159,7 +159,7 @@ impl Refusal {
     pub(super) fn persisted_query_not_supported() -> Self {
         Self::new(
             StatusCode::OK,
-            "PERSISTED_QUERY_NOT_SUPPORTED",
+            ErrorCode::PersistedQueryNotSupported,
             "PersistedQueryNotSupported",
         )
         .uncached()
@@ -169,7 +169,7 @@ impl Refusal {
         let id: String = id.chars().take(MAX_ECHOED_ID).collect();
         Self::new(
             StatusCode::NOT_FOUND,
-            "PERSISTED_QUERY_NOT_IN_LIST",
+            ErrorCode::PersistedQueryNotInList,
             format!("Persisted query '{id}' not found in the persisted query list"),
         )
         .uncached()
@@ -178,7 +178,7 @@ impl Refusal {
     pub(super) fn not_in_safelist() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "QUERY_NOT_IN_SAFELIST",
+            ErrorCode::QueryNotInSafelist,
             "The operation body was not found in the persisted query safelist: \
              this gateway runs only its apps' trusted documents",
         )
@@ -188,7 +188,7 @@ impl Refusal {
     pub(super) fn id_required() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "PERSISTED_QUERY_ID_REQUIRED",
+            ErrorCode::PersistedQueryIdRequired,
             "This endpoint does not allow freeform GraphQL requests; operations must be sent \
              by id (`documentId`, or the persisted queries GraphQL extension)",
         )
@@ -214,7 +214,7 @@ impl Refusal {
     pub(super) fn request_timeout(limit: std::time::Duration) -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "REQUEST_TIMEOUT",
+            ErrorCode::RequestTimeout,
             format!(
                 "the request did not finish within the gateway's limit of {} s and was stopped; \
                  a mutation may or may not have taken effect, so read before retrying it",
@@ -229,7 +229,7 @@ impl Refusal {
     pub(super) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
+            ErrorCode::InternalServerError,
             "internal server error",
         )
         .uncached()
@@ -248,21 +248,21 @@ impl IntoResponse for Refusal {
     fn into_response(mut self) -> Response {
         match self.code {
             // The protocol's normal first step.
-            "PERSISTED_QUERY_NOT_FOUND" => tracing::debug!(
-                code = self.code,
+            ErrorCode::PersistedQueryNotFound => tracing::debug!(
+                code = self.code.as_str(),
                 "GraphQL request answered before execution"
             ),
             // Logged where they happen, with what ran out or went wrong.
-            "REQUEST_TIMEOUT" | "INTERNAL_SERVER_ERROR" => {}
+            ErrorCode::RequestTimeout | ErrorCode::InternalServerError => {}
             // A misbehaving client or a stale manifest, for an operator.
             _ => tracing::info!(
-                code = self.code,
+                code = self.code.as_str(),
                 status = self.status.as_u16(),
                 "GraphQL request refused before execution"
             ),
         }
         if self.errors.is_empty() {
-            crate::telemetry::record_graphql_error(self.code);
+            crate::telemetry::record_error_code(self.code);
         }
         for error in &mut self.errors {
             set_default_code(error, self.code);
