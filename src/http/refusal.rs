@@ -13,17 +13,11 @@ use super::{
     body_limit,
     media::{self, RequestError},
 };
-use crate::{
-    error::ErrorCode,
-    graphql::{self as gql, LimitExceeded},
-};
+use crate::error::ErrorCode;
 
 /// Apollo's value for answers a client must not cache: a persisted query
 /// unknown now may be known a moment later.
 const DONT_CACHE: &str = "private, no-cache, must-revalidate";
-
-/// The longest id echoed back in an error.
-const MAX_ECHOED_ID: usize = 100;
 
 /// Gives `error` `code` unless it has one, and counts it by its code.
 pub fn set_default_code(error: &mut ServerError, code: ErrorCode) {
@@ -43,9 +37,9 @@ pub struct Refusal {
     status: StatusCode,
     code: ErrorCode,
     message: String,
-    pub(super) extensions: Map<String, Value>,
+    pub(in crate::http) extensions: Map<String, Value>,
     no_cache: bool,
-    pub(super) allow_post: bool,
+    pub(in crate::http) allow_post: bool,
     /// A GraphQL request error: 200 instead of 400 under `application/json`.
     request_error: bool,
     /// async-graphql's own errors (a parse error, with its locations),
@@ -54,7 +48,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub(super) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(in crate::http) fn new(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -125,7 +123,7 @@ impl Refusal {
     }
 
     /// A body over `MAX_BODY_BYTES`.
-    pub(super) fn too_large(limit: usize) -> Self {
+    pub(in crate::http) fn too_large(limit: usize) -> Self {
         let mut refusal = Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BadRequest,
@@ -140,69 +138,9 @@ impl Refusal {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
     }
 
-    pub(super) fn uncached(mut self) -> Self {
+    pub(in crate::http) fn uncached(mut self) -> Self {
         self.no_cache = true;
         self
-    }
-
-    /// An APQ hash this process has not seen: the client resends the text.
-    pub(super) fn persisted_query_not_found() -> Self {
-        Self::new(
-            StatusCode::OK,
-            ErrorCode::PersistedQueryNotFound,
-            "PersistedQueryNotFound",
-        )
-        .uncached()
-    }
-
-    /// APQ turned off: Apollo's clients then stop sending hashes.
-    pub(super) fn persisted_query_not_supported() -> Self {
-        Self::new(
-            StatusCode::OK,
-            ErrorCode::PersistedQueryNotSupported,
-            "PersistedQueryNotSupported",
-        )
-        .uncached()
-    }
-
-    pub(super) fn not_in_list(id: &str) -> Self {
-        let id: String = id.chars().take(MAX_ECHOED_ID).collect();
-        Self::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::PersistedQueryNotInList,
-            format!("Persisted query '{id}' not found in the persisted query list"),
-        )
-        .uncached()
-    }
-
-    pub(super) fn not_in_safelist() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::QueryNotInSafelist,
-            "The operation body was not found in the persisted query safelist: \
-             this gateway runs only its apps' trusted documents",
-        )
-        .uncached()
-    }
-
-    pub(super) fn id_required() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::PersistedQueryIdRequired,
-            "This endpoint does not allow freeform GraphQL requests; operations must be sent \
-             by id (`documentId`, or the persisted queries GraphQL extension)",
-        )
-    }
-
-    /// A document whose shape is refused before anything walks it: a
-    /// request error, as the limits below and validation's are.
-    pub(super) fn guard(refused: gql::Refused) -> Self {
-        let mut refusal = Self::request_error(refused.code(), refused.message());
-        if let Some((value, limit)) = refused.figures() {
-            refusal.extensions.insert("limit".into(), limit.into());
-            refusal.extensions.insert("value".into(), value.into());
-        }
-        refusal
     }
 
     /// The request ran past `REQUEST_TIMEOUT_SECONDS` and its work was
@@ -233,14 +171,6 @@ impl Refusal {
             "internal server error",
         )
         .uncached()
-    }
-
-    pub(super) fn limit(exceeded: LimitExceeded) -> Self {
-        let (value, limit) = exceeded.figures();
-        let mut refusal = Self::request_error(exceeded.code(), exceeded.message());
-        refusal.extensions.insert("limit".into(), limit.into());
-        refusal.extensions.insert("value".into(), value.into());
-        refusal
     }
 }
 

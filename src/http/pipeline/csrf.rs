@@ -11,7 +11,9 @@
 //! sends, is never affected, nor is a GET that declares a JSON
 //! `Content-Type` (Apollo Client on the web does).
 
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+
+use crate::{error::ErrorCode, http::refusal::Refusal};
 
 /// Content types a page may send without a preflight (the Fetch standard's
 /// CORS-safelisted ones).
@@ -65,6 +67,19 @@ impl CsrfPrevention {
             SIMPLE_CONTENT_TYPES.join(", "),
             names.join(", ")
         )
+    }
+}
+
+/// The stage: refuses, before the body is read, a request a browser may
+/// have sent cross-site without a preflight (`None`: CSRF prevention off).
+pub fn check(csrf: Option<&CsrfPrevention>, headers: &HeaderMap) -> Result<(), Refusal> {
+    match csrf {
+        Some(csrf) if !csrf.allows(headers) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            csrf.message(),
+        )),
+        _ => Ok(()),
     }
 }
 

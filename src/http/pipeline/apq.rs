@@ -16,8 +16,8 @@ use std::sync::Arc;
 use quick_cache::{Weighter, sync::Cache};
 use serde_json::{Map, Value};
 
-use super::refusal::Refusal;
 use crate::graphql::is_sha256_hex;
+use crate::http::refusal::Refusal;
 
 /// Bytes a stored query counts for beyond its text (key and bookkeeping).
 const ENTRY_OVERHEAD: u64 = 128;
