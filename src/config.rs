@@ -8,6 +8,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 
+#[cfg(test)]
+mod readme;
+
 use crate::{
     graphql::{GuardLimits, QueryLimits, TrustedDocuments},
     http::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS},
