@@ -30,35 +30,8 @@ use async_graphql::{
 };
 use async_graphql_value::Value;
 
+pub use crate::config::GuardLimits;
 use crate::error::ErrorCode;
-
-/// The bounds on a document's shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GuardLimits {
-    /// Deepest nesting of `{`, `[` and `(` in the document, and of `{` and
-    /// `[` in a JSON body.
-    pub max_nesting: u64,
-    /// Longest chain of fragment spreads (a fragment spreading one that
-    /// spreads another is 2).
-    pub max_fragment_depth: u64,
-    /// Most selections (fields, inline fragments, spreads) a document's
-    /// operations count together, and a fragment alone, with every spread
-    /// expanded.
-    pub max_selections: u64,
-}
-
-impl Default for GuardLimits {
-    /// GraphiQL's introspection query nests 11 brackets deep and expands to
-    /// about 200 selections; the full `me` with every field and a fragment
-    /// per type, about 120.
-    fn default() -> Self {
-        Self {
-            max_nesting: 32,
-            max_fragment_depth: 10,
-            max_selections: 2_000,
-        }
-    }
-}
 
 /// Why a document was refused before it ran.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,5 +16,5 @@ mod routes;
 pub use auth::{InvalidToken, MaybePrincipal};
 pub use deadline::RequestDeadline;
 pub use pipeline::apq::ApqStore;
-pub use pipeline::csrf::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS};
+pub use pipeline::csrf::CsrfPrevention;
 pub use routes::router;
