@@ -1,6 +1,8 @@
 //! The stages that answer a prepared query or mutation over HTTP, in order:
 //! the response cache, the compiled `me` plan, async-graphql.
 
+use std::sync::Arc;
+
 use async_graphql_axum::GraphQLResponse;
 use axum::{
     http::{HeaderMap, header},
@@ -12,16 +14,17 @@ use crate::{
     AppState,
     auth::Principal,
     error::ErrorCode,
-    graphql::{self as gql, Answer, RequestContext},
+    graphql::{self as gql, Answer, AppSchema, CompiledQueries, RequestContext, Services},
     http::{
         media::{self, MediaType},
         refusal::{Refusal, set_default_code},
-        response_cache::{Lookup, Pending},
+        response_cache::{Lookup, Pending, ResponseCache},
     },
     telemetry::GraphqlOperation,
 };
 
-/// The stages, in order; each answers or hands the request on.
+/// The stages, in order; each answers or hands the request on, and takes
+/// only its part of the state.
 pub async fn execute(
     state: &AppState,
     principal: Option<Principal>,
@@ -40,11 +43,14 @@ pub async fn execute(
     let mut response = 'answered: {
         // Only now, past every refusal and with the variables set: they
         // are part of the cache key.
-        let pending = match cached(state, principal.as_ref(), &mut request, headers, media).await {
+        let cache = state.response_cache.as_ref();
+        let pending = match cached(cache, principal.as_ref(), &mut request, headers, media).await {
             Ok(response) => break 'answered response,
             Err(pending) => pending,
         };
-        let context = match compiled(state, principal.as_ref(), &mut request).await {
+        let plans = state.compiled.as_deref();
+        let context = match compiled(plans, &state.services, principal.as_ref(), &mut request).await
+        {
             Compiled::Answered(body) => {
                 break 'answered match pending {
                     Some(pending) => pending.finish_bytes(body),
@@ -55,7 +61,7 @@ pub async fn execute(
             Compiled::Fallback => RequestContext::new(principal),
             Compiled::Failed(error) => RequestContext::with_me_failure(principal, error),
         };
-        run(state, request, context, pending).await
+        run(&state.schema, request, context, pending).await
     };
     response
         .extensions_mut()
@@ -66,13 +72,13 @@ pub async fn execute(
 /// The response cache: an answer still true for these data versions, or
 /// what to keep the answer under once it is made.
 async fn cached(
-    state: &AppState,
+    cache: Option<&Arc<ResponseCache>>,
     principal: Option<&Principal>,
     request: &mut async_graphql::Request,
     headers: &HeaderMap,
     media: MediaType,
 ) -> Result<Response, Option<Pending>> {
-    let Some(cache) = &state.response_cache else {
+    let Some(cache) = cache else {
         return Err(None);
     };
     match cache.lookup(principal, request, headers, media).await {
@@ -94,18 +100,19 @@ enum Compiled {
 /// A `me` query the compiler takes is answered from its plan; anything it
 /// cannot answer (errors included) runs through async-graphql.
 async fn compiled(
-    state: &AppState,
+    compiled: Option<&CompiledQueries>,
+    services: &Services,
     principal: Option<&Principal>,
     request: &mut async_graphql::Request,
 ) -> Compiled {
-    let Some(compiled) = &state.compiled else {
+    let Some(compiled) = compiled else {
         return Compiled::Fallback;
     };
     let Some(plan) = compiled.plan(request) else {
         return Compiled::Fallback;
     };
     match compiled
-        .answer(&plan, &request.variables, principal, &state.services)
+        .answer(&plan, &request.variables, principal, services)
         .await
     {
         Answer::Body(body) => Compiled::Answered(axum::body::Bytes::from(body)),
@@ -117,7 +124,7 @@ async fn compiled(
 /// async-graphql's executor, its answer put in the gateway's order and
 /// shape.
 async fn run(
-    state: &AppState,
+    schema: &AppSchema,
     mut request: async_graphql::Request,
     context: RequestContext,
     pending: Option<Pending>,
@@ -139,7 +146,7 @@ async fn run(
     };
     request.variables = variables;
     request.operation_name = operation_name;
-    let mut response = state.schema.execute(request.data(context)).await;
+    let mut response = schema.execute(request.data(context)).await;
     if let Some(shape) = &shape {
         shape.apply(&mut response.data);
     }
