@@ -1,67 +1,33 @@
-//! Hand-written SQL that runs on both backends.
+//! What SQL shares across the modules of each table: the database's clock,
+//! and reading a page of rows.
 //!
-//! A few queries (the user row with its music data, per-parent pages with a
-//! window function) are clearer as SQL than as builder calls. They are written
-//! once with `?` placeholders and numbered for PostgreSQL here.
+//! Statements are built with sea-query (SeaORM's builder), which spells
+//! `LEAST`/`GREATEST`, upserts, row locks and placeholders for each backend.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement,
+    sea_query::{Expr, Func},
+};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 
-/// Builds a statement from SQL with `?` placeholders for `backend`.
-pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => number_placeholders(sql),
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-/// The few spellings that differ between the backends, for SQL that runs on both.
-pub struct Dialect {
-    /// The current time as UNIX seconds (a double): the database server's
-    /// clock on PostgreSQL, so instances on several hosts agree.
-    pub now: &'static str,
-    /// The smaller of two values.
-    pub least: &'static str,
-    /// The larger of two values.
-    pub greatest: &'static str,
-}
-
-/// The dialect of `backend`.
-pub fn dialect(backend: DbBackend) -> Dialect {
+/// The current time as UNIX seconds (a double) on the database's clock: the
+/// server's on PostgreSQL, so instances on several hosts agree. Written out
+/// because sea-query has no function for the clock as epoch seconds.
+pub fn now_seconds(backend: DbBackend) -> Expr {
     match backend {
-        DbBackend::Postgres => Dialect {
-            now: "extract(epoch from clock_timestamp())::float8",
-            least: "LEAST",
-            greatest: "GREATEST",
-        },
-        _ => Dialect {
-            now: "unixepoch('subsec')",
-            least: "MIN",
-            greatest: "MAX",
-        },
+        DbBackend::Postgres => Expr::cust("extract(epoch from clock_timestamp())::float8"),
+        _ => Expr::cust("unixepoch('subsec')"),
     }
 }
 
-/// `?, ?` becomes `$1, $2`. Our SQL has no `?` inside string literals.
-fn number_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The larger of two values (`GREATEST`, or SQLite's two-argument `MAX`).
+pub fn greatest(a: impl Into<Expr>, b: impl Into<Expr>) -> Expr {
+    Func::greatest([a.into(), b.into()]).into()
 }
 
-/// `?, ?, ?` with `count` placeholders, for `IN (…)` lists.
-pub fn placeholders(count: usize) -> String {
-    vec!["?"; count].join(", ")
+/// The smaller of two values (`LEAST`, or SQLite's two-argument `MIN`).
+pub fn least(a: impl Into<Expr>, b: impl Into<Expr>) -> Expr {
+    Func::least([a.into(), b.into()]).into()
 }
 
 #[derive(FromQueryResult)]
@@ -69,7 +35,9 @@ struct JsonArray {
     rows: String,
 }
 
-/// Runs `inner` and reads its rows, ordered by `order`.
+/// Runs `inner` and reads its rows, ordered by `order`. The wrapping is
+/// written out: sea-query has no `json_group_array`, and wraps only its own
+/// statements, not a built one.
 ///
 /// On SQLite the rows come back as one JSON array built by the database: its
 /// driver runs SQLite on a worker thread and hands each row over through a
@@ -128,20 +96,4 @@ pub fn json_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::
         Flexible::Bool(b) => b,
         Flexible::Int(i) => i != 0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        let sql = "SELECT a FROM t WHERE x = ? AND y IN (?, ?)";
-        assert_eq!(
-            stmt(DbBackend::Postgres, sql, vec![]).sql,
-            "SELECT a FROM t WHERE x = $1 AND y IN ($2, $3)"
-        );
-        assert_eq!(stmt(DbBackend::Sqlite, sql, vec![]).sql, sql);
-        assert_eq!(placeholders(3), "?, ?, ?");
-    }
 }

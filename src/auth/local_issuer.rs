@@ -15,11 +15,12 @@ use rsa::{
     pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding},
     traits::PublicKeyParts,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, FromQueryResult,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-use crate::sql;
 
 /// File name of the signing key inside the data directory.
 pub const KEY_FILE: &str = "signing-key.pem";
@@ -85,11 +86,15 @@ impl LocalIssuer {
             }
         };
         let backend = db.get_database_backend();
-        db.execute_raw(sql::stmt(
-            backend,
-            "INSERT INTO signing_keys (id, pem, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
-            vec![candidate.into(), chrono::Utc::now().into()],
-        ))
+        db.execute_raw(
+            backend.build(
+                Query::insert()
+                    .into_table("signing_keys")
+                    .columns(["id", "pem", "created_at"])
+                    .values_panic([1.into(), candidate.into(), chrono::Utc::now().into()])
+                    .on_conflict(OnConflict::column("id").do_nothing().to_owned()),
+            ),
+        )
         .await
         .context("cannot store the signing key in the database")?;
         let pem = stored_pem(db)
@@ -200,11 +205,14 @@ struct StoredKey {
 
 async fn stored_pem(db: &DatabaseConnection) -> anyhow::Result<Option<String>> {
     let backend = db.get_database_backend();
-    let row = StoredKey::find_by_statement(sql::stmt(
-        backend,
-        "SELECT pem FROM signing_keys WHERE id = 1",
-        vec![],
-    ))
+    let row = StoredKey::find_by_statement(
+        backend.build(
+            Query::select()
+                .column("pem")
+                .from("signing_keys")
+                .and_where(Expr::col("id").eq(1)),
+        ),
+    )
     .one(db)
     .await
     .context("cannot read the signing key from the database")?;

@@ -18,9 +18,16 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult,
+    sea_query::{Expr, OnConflict, Query},
+};
 
-use crate::sql::{self, Dialect, dialect};
+use crate::sql::{greatest, least, now_seconds};
+
+/// The bucket's table and its one row.
+const TABLE: &str = "mgmt_budget";
+const ROW: i32 = 1;
 
 /// Share of the configured rate the gateway uses.
 const SAFETY_MARGIN: f64 = 0.9;
@@ -78,40 +85,50 @@ impl RateBudget {
     /// a database creates a full bucket (whichever instance gets there first)
     /// and spends from it as usual.
     async fn try_take(&self) -> Result<Option<Bucket>, Refusal> {
+        use sea_orm::sea_query::ExprTrait;
+
         let backend = self.db.get_database_backend();
-        let Dialect {
-            now,
-            least,
-            greatest,
-        } = dialect(backend);
-        let filled = format!("{least}(?, tokens + {greatest}(0, {now} - updated_at) * ?)");
-        let take = format!(
-            "UPDATE mgmt_budget SET tokens = {filled} - 1, updated_at = {greatest}(updated_at, {now}) \
-             WHERE id = 1 AND paused_until <= {now} AND {filled} >= 1"
+        let now = now_seconds(backend);
+        // The tokens now: refilled at the rate since the last update, at most
+        // the burst.
+        let filled = least(
+            self.burst,
+            Expr::col("tokens")
+                .add(greatest(0.0, now.clone().sub(Expr::col("updated_at"))).mul(self.rate)),
         );
-        let look = format!(
-            "SELECT tokens, updated_at, paused_until, {now} AS now FROM mgmt_budget WHERE id = 1"
+        let take = backend.build(
+            Query::update()
+                .table(TABLE)
+                .value("tokens", filled.clone().sub(1.0))
+                .value("updated_at", greatest(Expr::col("updated_at"), now.clone()))
+                .and_where(Expr::col("id").eq(ROW))
+                .and_where(Expr::col("paused_until").lte(now.clone()))
+                .and_where(filled.gte(1.0)),
         );
-        let create = format!(
-            "INSERT INTO mgmt_budget (id, tokens, updated_at, paused_until) \
-             VALUES (1, ?, {now}, 0) ON CONFLICT (id) DO NOTHING"
+        let look = backend.build(
+            Query::select()
+                .columns(["tokens", "updated_at", "paused_until"])
+                .expr_as(now.clone(), "now")
+                .from(TABLE)
+                .and_where(Expr::col("id").eq(ROW)),
+        );
+        let create = backend.build(
+            Query::insert()
+                .into_table(TABLE)
+                .columns(["id", "tokens", "updated_at", "paused_until"])
+                .values_panic([ROW.into(), self.burst.into(), now, 0.0.into()])
+                .on_conflict(OnConflict::column("id").do_nothing().to_owned()),
         );
         for _ in 0..2 {
-            let values = vec![
-                self.burst.into(),
-                self.rate.into(),
-                self.burst.into(),
-                self.rate.into(),
-            ];
             let taken = self
                 .db
-                .execute_raw(sql::stmt(backend, &take, values))
+                .execute_raw(take.clone())
                 .await
                 .map_err(Refusal::Database)?;
             if taken.rows_affected() == 1 {
                 return Ok(None);
             }
-            let bucket = Bucket::find_by_statement(sql::stmt(backend, &look, vec![]))
+            let bucket = Bucket::find_by_statement(look.clone())
                 .one(&self.db)
                 .await
                 .map_err(Refusal::Database)?;
@@ -119,7 +136,7 @@ impl RateBudget {
                 return Ok(Some(bucket));
             }
             self.db
-                .execute_raw(sql::stmt(backend, &create, vec![self.burst.into()]))
+                .execute_raw(create.clone())
                 .await
                 .map_err(Refusal::Database)?;
         }
@@ -189,19 +206,23 @@ impl RateBudget {
     /// Auth0 said 429, so its bucket is empty whatever ours believed. Every
     /// instance sees the pause.
     pub async fn pause_for(&self, wait: Duration) {
+        use sea_orm::sea_query::ExprTrait;
+
         let backend = self.db.get_database_backend();
-        let Dialect { now, greatest, .. } = dialect(backend);
-        let pause = format!(
-            "UPDATE mgmt_budget SET tokens = 0, \
-             paused_until = {greatest}(paused_until, {now} + ?), \
-             updated_at = {greatest}(updated_at, {now} + ?) WHERE id = 1"
-        );
         let secs = wait.as_secs_f64();
-        if let Err(e) = self
-            .db
-            .execute_raw(sql::stmt(backend, &pause, vec![secs.into(), secs.into()]))
-            .await
-        {
+        let until = now_seconds(backend).add(secs);
+        let pause = backend.build(
+            Query::update()
+                .table(TABLE)
+                .value("tokens", 0.0)
+                .value(
+                    "paused_until",
+                    greatest(Expr::col("paused_until"), until.clone()),
+                )
+                .value("updated_at", greatest(Expr::col("updated_at"), until))
+                .and_where(Expr::col("id").eq(ROW)),
+        );
+        if let Err(e) = self.db.execute_raw(pause).await {
             tracing::warn!(error = %e, "cannot pause the Management API budget");
         }
     }

@@ -1,12 +1,18 @@
 //! What a query may cost, measured on its parsed document before it runs.
 //!
-//! async-graphql's depth and complexity limits count fields one by one, so a
-//! query that asks for `songs(first: 100)` inside `playlists(first: 100)`
-//! costs no more than one asking for a single song, and 200 aliases of the
-//! full `me` fit in a 64 KB body. Here every field costs 1 times the page
-//! sizes of the lists above it: a list's `first` (a literal, a variable, or
-//! the server's default page size when absent, capped at the maximum page
-//! size) multiplies everything selected under it. Aliases and root fields are
+//! async-graphql's complexity limit (`MAX_COMPLEXITY`) counts every field
+//! once whatever the page sizes, so a query that asks for `songs(first: 100)`
+//! inside `playlists(first: 100)` costs it no more than one asking for a
+//! single song, and 200 aliases of the full `me` fit in a 64 KB body. The
+//! cost here counts what the answer holds: every field costs 1 for each
+//! time it appears in the answer. A paged field's page size (its `first`:
+//! a literal, a variable or the variable's default, else the server's
+//! default page size; capped at the maximum page size) multiplies what is
+//! selected under the lists of items its connection returns (`nodes`), as
+//! those are the rows a page can return; the connection's own fields
+//! (`totalCount`, `pageInfo`) appear once per connection. Lists nest, so
+//! the songs of each playlist of a page count once per playlist. A list
+//! that takes no `first` counts as one item. Aliases and root fields are
 //! counted as the document would run them, fragments spread where they are
 //! used. The check runs before execution, so a refused query costs no SQL.
 
@@ -35,9 +41,11 @@ pub struct QueryLimits {
 }
 
 impl Default for QueryLimits {
-    /// The full `me` at the largest page sizes costs about 31,000, and with
-    /// `featuredPlaylists` at the largest page sizes beside it about 62,000;
-    /// four aliases of the full `me` cost 123,000 and are refused.
+    /// The full `me`, every field of the schema asked for at the largest
+    /// page sizes, costs 51,829 (its 10,000 songs of playlists, five fields
+    /// each, are most of it), so it is admitted with room to spare; two
+    /// aliases of it cost 103,658 and are refused, and so are four, thirty
+    /// (within the alias limit) or more.
     fn default() -> Self {
         Self {
             max_aliases: 30,
@@ -116,7 +124,11 @@ pub struct QueryLimiter {
 #[derive(Debug)]
 struct FieldShape {
     ty: String,
+    /// Takes `first`: its page size multiplies its lists of items.
     paged: bool,
+    /// Answers a list (`nodes`, `roles`), whose items a page size above
+    /// multiplies.
+    list: bool,
 }
 
 impl QueryLimiter {
@@ -160,6 +172,7 @@ impl QueryLimiter {
                                 FieldShape {
                                     ty: named_type(&field.ty.node).to_owned(),
                                     paged,
+                                    list: matches!(field.ty.node.base, BaseType::List(_)),
                                 },
                             );
                     }
@@ -259,7 +272,8 @@ impl QueryLimiter {
                 &mut HashMap::new(),
                 &mut HashSet::new(),
             ),
-            cost: tally.cost,
+            // A list at the root has no page size: one item.
+            cost: tally.once.saturating_add(tally.per_item),
         }
     }
 
@@ -297,8 +311,8 @@ impl QueryLimiter {
             Some(n) => u64::try_from(n).unwrap_or(0),
             None => u64::from(self.pages.default_page_size),
         };
-        // A page of 0 still resolves its connection's own fields once.
-        size.clamp(1, u64::from(self.pages.max_page_size).max(1))
+        // A page of 0 has no items; its connection's own fields still count.
+        size.min(u64::from(self.pages.max_page_size))
     }
 }
 
@@ -332,12 +346,16 @@ pub fn select_operation<'a>(
     }
 }
 
-/// Aliases and unit cost of a selection set (its cost when its parent list
-/// multiplies it by 1).
+/// Aliases and cost of a selection set, its cost in two parts: what appears
+/// once in the answer however large the page above, and what its lists of
+/// items hold for one item each, which the page size of the field that
+/// selected this set multiplies. Kept apart so a fragment's tally is the same
+/// wherever it is spread.
 #[derive(Clone, Copy, Default)]
 struct Tally {
     aliases: u64,
-    cost: u64,
+    once: u64,
+    per_item: u64,
 }
 
 struct Walk<'a> {
@@ -365,7 +383,7 @@ impl<'a> Walk<'a> {
                     let shape = parent
                         .and_then(|p| limiter.fields.get(p))
                         .and_then(|fields| fields.get(field.name.node.as_str()));
-                    let factor = match shape {
+                    let page = match shape {
                         Some(shape) if shape.paged => {
                             limiter.page_size(field, self.variables, self.definitions)
                         }
@@ -373,9 +391,24 @@ impl<'a> Walk<'a> {
                     };
                     let child_type = shape.map(|s| s.ty.as_str());
                     let children = self.selection_set(&field.selection_set.node, child_type);
-                    Tally {
-                        aliases: u64::from(field.alias.is_some()).saturating_add(children.aliases),
-                        cost: factor.saturating_mul(children.cost).saturating_add(1),
+                    // What one of this field's values holds in the answer.
+                    let value = children
+                        .once
+                        .saturating_add(page.saturating_mul(children.per_item));
+                    let aliases = u64::from(field.alias.is_some()).saturating_add(children.aliases);
+                    if shape.is_some_and(|s| s.list) {
+                        // The list itself once; its items per item above.
+                        Tally {
+                            aliases,
+                            once: 1,
+                            per_item: value,
+                        }
+                    } else {
+                        Tally {
+                            aliases,
+                            once: value.saturating_add(1),
+                            per_item: 0,
+                        }
                     }
                 }
                 Selection::InlineFragment(inline) => {
@@ -390,7 +423,8 @@ impl<'a> Walk<'a> {
                 Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
             };
             tally.aliases = tally.aliases.saturating_add(part.aliases);
-            tally.cost = tally.cost.saturating_add(part.cost);
+            tally.once = tally.once.saturating_add(part.once);
+            tally.per_item = tally.per_item.saturating_add(part.per_item);
         }
         tally
     }
@@ -527,35 +561,34 @@ mod tests {
 
     #[test]
     fn each_list_multiplies_what_it_selects_by_its_page_size() {
-        // me 1, songs 1, nodes 100, name 100.
+        // me 1, songs 1, nodes 1, a name for each of 100 songs.
         let cost = measure(
             "{ me { songs(first: 100) { nodes { name } } } }",
             serde_json::json!({}),
         );
-        assert_eq!(cost.cost, 202);
+        assert_eq!(cost.cost, 3 + 100);
         // The default page size (20) when `first` is absent.
         let cost = measure("{ me { songs { nodes { name } } } }", serde_json::json!({}));
-        assert_eq!(cost.cost, 42);
-        // Nested lists multiply: playlists 100 × songs 100.
+        assert_eq!(cost.cost, 3 + 20);
+        // Nested lists multiply: each of 100 playlists has its songs
+        // connection, its nodes and 100 names.
         let cost = measure(
             "{ me { playlists(first: 100) { nodes { songs(first: 100) { nodes { name } } } } } }",
             serde_json::json!({}),
         );
-        assert_eq!(cost.cost, 1 + 1 + 100 + 100 + 100 * 100 * 2);
+        assert_eq!(cost.cost, 3 + 100 * (2 + 100));
     }
 
     #[test]
     fn page_sizes_come_from_variables_and_their_defaults_and_are_capped() {
         let query = "query($n: Int = 50) { me { songs(first: $n) { nodes { name } } } }";
-        assert_eq!(measure(query, serde_json::json!({})).cost, 2 + 2 * 50);
-        assert_eq!(
-            measure(query, serde_json::json!({"n": 10})).cost,
-            2 + 2 * 10
-        );
-        assert_eq!(
-            measure(query, serde_json::json!({"n": 5000})).cost,
-            2 + 2 * 100
-        );
+        assert_eq!(measure(query, serde_json::json!({})).cost, 3 + 50);
+        assert_eq!(measure(query, serde_json::json!({"n": 10})).cost, 3 + 10);
+        assert_eq!(measure(query, serde_json::json!({"n": 5000})).cost, 3 + 100);
+        // A page of none (or a negative `first`, refused when it runs) has
+        // no items.
+        assert_eq!(measure(query, serde_json::json!({"n": 0})).cost, 3);
+        assert_eq!(measure(query, serde_json::json!({"n": -5})).cost, 3);
     }
 
     #[test]
@@ -564,7 +597,7 @@ mod tests {
                      fragment S on SongConnection { nodes { n: name } }";
         let cost = measure(query, serde_json::json!({}));
         assert_eq!(cost.aliases, 4);
-        assert_eq!(cost.cost, 1 + 2 * (1 + 10 * 2));
+        assert_eq!(cost.cost, 1 + 2 * (2 + 10));
         assert_eq!(cost.root_fields, 1);
     }
 
@@ -618,9 +651,67 @@ mod tests {
             check("{ me { id } featuredPlaylists { totalCount } x: me { id } }"),
             Err("QUERY_TOO_MANY_ROOT_FIELDS")
         );
+        assert!(check("{ me { songs(first: 47) { nodes { name } } } }").is_ok());
         assert_eq!(
-            check("{ me { songs(first: 30) { nodes { name } } } }"),
+            check("{ me { songs(first: 48) { nodes { name } } } }"),
             Err("QUERY_TOO_COSTLY")
+        );
+    }
+
+    #[test]
+    fn a_connections_own_fields_count_once_and_its_items_once_each() {
+        let cost = measure(
+            "{ me { songs(first: 100) { totalCount nodes { name } } roles } }",
+            serde_json::json!({}),
+        );
+        // me, songs, totalCount, nodes, roles, and 100 names.
+        assert_eq!(cost.cost, 5 + 100);
+        // The same connection in a fragment on it counts the same.
+        let cost = measure(
+            "{ me { songs(first: 100) { ...C } roles } }
+             fragment C on SongConnection { totalCount nodes { name } }",
+            serde_json::json!({}),
+        );
+        assert_eq!(cost.cost, 5 + 100);
+    }
+
+    /// Every field of the schema's `me`, every list at the largest page size.
+    const FULL_ME: &str = "me { id email name picture displayName preferences roles plan
+        canEditFeaturedPlaylists favGenre syncedAt totalPlays
+        songs(first: 100) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+            nodes { id name artist genre createdAt } }
+        playlists(first: 100) { totalCount
+            pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+            nodes { id name plays featured createdAt songs(first: 100) { totalCount
+                pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+                nodes { id name artist genre createdAt } } } } }";
+
+    #[test]
+    fn the_default_limits_admit_the_full_me_and_refuse_two_of_it() {
+        let limiter = QueryLimiter::new(
+            &super::super::sdl(),
+            QueryLimits::default(),
+            Limits {
+                default_page_size: 20,
+                max_page_size: 100,
+            },
+        );
+        let check = |q: &str| {
+            let document = async_graphql::parser::parse_query(q).unwrap();
+            limiter.check(&document, None, &Variables::default())
+        };
+        // me and its 12 scalars; each connection 1, totalCount 1, pageInfo
+        // 5 and nodes 1; 5 fields a song, 5 a playlist beside its songs.
+        let songs = 8 + 100 * 5;
+        let one = 1 + 12 + songs + (8 + 100 * (5 + songs));
+        let measured = check(&format!("query FullMe {{ {FULL_ME} }}")).unwrap();
+        assert_eq!(measured.cost, one);
+        assert_eq!(
+            check(&format!("{{ a: {FULL_ME} b: {FULL_ME} }}")),
+            Err(LimitExceeded::Cost {
+                cost: 2 * one,
+                max: QueryLimits::default().max_cost
+            })
         );
     }
 

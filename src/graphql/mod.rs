@@ -43,10 +43,10 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 pub const MAX_DEPTH: usize = 16;
 
 /// Largest complexity async-graphql accepts. No field declares a complexity
-/// of its own, so async-graphql counts each field once, fragments where
-/// they are spread, whatever the page sizes; the cost that multiplies by
-/// page sizes is the gateway's own (`limits`, `MAX_QUERY_COST`), and this
-/// only backs it up.
+/// of its own, so async-graphql counts each field of the document once,
+/// fragments where they are spread, whatever the page sizes. The cost that
+/// counts each field once per item of the pages above it is the gateway's
+/// own (`limits`, `MAX_QUERY_COST`), checked first; this only backs it up.
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// The schema with its limits and no data; `build` adds the services.

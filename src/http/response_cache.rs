@@ -43,7 +43,10 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use headers::{ETag, HeaderMapExt, IfNoneMatch};
-use sea_orm::{DatabaseConnection, FromQueryResult};
+use sea_orm::{
+    DatabaseConnection, FromQueryResult,
+    sea_query::{Expr, ExprTrait, Query},
+};
 use sha2::{Digest, Sha256};
 
 use super::media::{self, MediaType};
@@ -51,7 +54,6 @@ use crate::error::ErrorCode;
 use crate::{
     auth::{ADMIN_PERMISSION, Principal},
     profile::Auth0Mirror,
-    sql,
 };
 
 /// The scope of what every user can see; the migration's triggers bump it.
@@ -258,22 +260,36 @@ impl ResponseCache {
     /// auth0 mode when the caller's row was last synced.
     async fn read_versions(&self, user_id: &str) -> Result<VersionRow, sea_orm::DbErr> {
         let backend = self.db.get_database_backend();
-        let mut sql = String::from(
-            "SELECT (SELECT version FROM data_versions WHERE scope = ?) AS own, \
-             (SELECT version FROM data_versions WHERE scope = ?) AS featured, ",
-        );
-        let mut values = vec![user_id.into(), FEATURED_SCOPE.into()];
-        if self.mirror.is_some() {
-            sql.push_str(
-                "(SELECT synced_at FROM users WHERE id = ?) AS synced_at, \
-                 (SELECT auth0_updated_at FROM users WHERE id = ?) AS auth0_updated_at",
+        // One value of one row, as a column of the statement.
+        let one = |column: &'static str, table: &'static str, key: &'static str, value: &str| {
+            Expr::from(
+                Query::select()
+                    .column(column)
+                    .from(table)
+                    .and_where(Expr::col(key).eq(value))
+                    .to_owned(),
+            )
+        };
+        let mut query = Query::select();
+        query
+            .expr_as(one("version", "data_versions", "scope", user_id), "own")
+            .expr_as(
+                one("version", "data_versions", "scope", FEATURED_SCOPE),
+                "featured",
             );
-            values.push(user_id.into());
-            values.push(user_id.into());
+        if self.mirror.is_some() {
+            query
+                .expr_as(one("synced_at", "users", "id", user_id), "synced_at")
+                .expr_as(
+                    one("auth0_updated_at", "users", "id", user_id),
+                    "auth0_updated_at",
+                );
         } else {
-            sql.push_str("NULL AS synced_at, NULL AS auth0_updated_at");
+            query
+                .expr_as(Expr::null(), "synced_at")
+                .expr_as(Expr::null(), "auth0_updated_at");
         }
-        let row = VersionRow::find_by_statement(sql::stmt(backend, &sql, values))
+        let row = VersionRow::find_by_statement(backend.build(&query))
             .one(&self.db)
             .await?;
         Ok(row.unwrap_or(VersionRow {

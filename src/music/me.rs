@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DbBackend, FromQueryResult, Value,
+    ConnectionTrait, DbBackend, FromQueryResult, Statement, Value,
     sqlx::{self, Row as _, postgres::PgRow},
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -183,8 +183,10 @@ fn fields(details: [&'static str; 2], columns: Columns) -> Vec<&'static str> {
 const SONG_DETAILS: [&str; 2] = ["artist", "genre"];
 const PLAYLIST_DETAILS: [&str; 2] = ["plays", "featured"];
 
-/// SQL text and its bound values, appended in step so `?` placeholders and
-/// values stay in the same order.
+/// SQL text and its bound values, appended in step so placeholders and
+/// values stay in the same order. Written out, not built with sea-query: the
+/// statement's JSON and array aggregates over per-parent windows are text
+/// either way, and this keeps the planner's read on one page.
 struct SqlBuilder {
     backend: DbBackend,
     text: String,
@@ -198,9 +200,18 @@ impl SqlBuilder {
     }
 
     fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
-        self.text.push('?');
         self.values.push(value.into());
+        if self.postgres() {
+            self.text.push('$');
+            self.text.push_str(&self.values.len().to_string());
+        } else {
+            self.text.push('?');
+        }
         self
+    }
+
+    fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text, self.values)
     }
 
     fn postgres(&self) -> bool {
@@ -431,10 +442,9 @@ impl MusicService {
             "playlists WHERE user_id = u.id",
             "playlist_count",
         );
-        q.push(USER_SOURCE);
-        q.values.push(user_id.into());
+        q.push(USER_SOURCE).bind(user_id);
 
-        let stmt = sql::stmt(backend, &q.text, q.values);
+        let stmt = q.statement();
         let Some(row) = MeRow::find_by_statement(stmt).one(&self.db).await? else {
             return Ok(None);
         };
@@ -593,7 +603,7 @@ impl MusicService {
         }
         q.push(" WHERE u.id = ").bind(user_id);
 
-        let stmt = sql::stmt(DbBackend::Postgres, &q.text, q.values);
+        let stmt = q.statement();
         let Some(result) = self.db.query_one_raw(stmt).await? else {
             return Ok(None);
         };

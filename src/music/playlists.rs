@@ -8,7 +8,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Asterisk, Expr, ExprTrait, Func, JoinType, Order, Query, WindowStatement},
 };
 
 use super::{MusicService, Page, PageOf, lock_caller, validate};
@@ -138,19 +138,33 @@ impl MusicService {
         if playlist_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql_text = format!(
-            "SELECT t.playlist_id, t.position, s.id, s.user_id, s.name, s.artist, s.genre, s.created_at \
-             FROM (SELECT playlist_id, song_id, position, \
-                          ROW_NUMBER() OVER (PARTITION BY playlist_id ORDER BY position, song_id) AS rn \
-                   FROM playlist_songs WHERE playlist_id IN ({}) AND position > ?) t \
-             JOIN songs s ON s.id = t.song_id \
-             WHERE t.rn <= ?",
-            sql::placeholders(playlist_ids.len())
-        );
-        let mut values: Vec<sea_orm::Value> = playlist_ids.iter().map(|&id| id.into()).collect();
-        values.push(page.after.unwrap_or(i64::MIN).into());
-        values.push(((page.first + 1) as i64).into());
-        let stmt = sql::stmt(self.db.get_database_backend(), &sql_text, values);
+        let numbered = Query::select()
+            .columns(["playlist_id", "song_id", "position"])
+            .expr_window_as(
+                Func::cust("ROW_NUMBER"),
+                WindowStatement::partition_by("playlist_id")
+                    .order_by("position", Order::Asc)
+                    .order_by("song_id", Order::Asc)
+                    .to_owned(),
+                "rn",
+            )
+            .from("playlist_songs")
+            .and_where(Expr::col("playlist_id").is_in(playlist_ids.iter().copied()))
+            .and_where(Expr::col("position").gt(page.after.unwrap_or(i64::MIN)))
+            .to_owned();
+        let query = Query::select()
+            .columns([("t", "playlist_id"), ("t", "position")])
+            .columns(["id", "user_id", "name", "artist", "genre", "created_at"].map(|c| ("s", c)))
+            .from_subquery(numbered, "t")
+            .join_as(
+                JoinType::InnerJoin,
+                "songs",
+                "s",
+                Expr::col(("s", "id")).equals(("t", "song_id")),
+            )
+            .and_where(Expr::col(("t", "rn")).lte((page.first + 1) as i64))
+            .to_owned();
+        let stmt = self.db.get_database_backend().build(&query);
         let columns = [
             "playlist_id",
             "position",
@@ -194,13 +208,17 @@ impl MusicService {
         if playlist_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql_text = format!(
-            "SELECT playlist_id, CAST(COUNT(*) AS BIGINT) AS n FROM playlist_songs \
-             WHERE playlist_id IN ({}) GROUP BY playlist_id",
-            sql::placeholders(playlist_ids.len())
-        );
-        let values = playlist_ids.iter().map(|&id| id.into()).collect();
-        let stmt = sql::stmt(self.db.get_database_backend(), &sql_text, values);
+        let query = Query::select()
+            .column("playlist_id")
+            .expr_as(
+                Expr::from(Func::count(Expr::col(Asterisk))).cast_as("BIGINT"),
+                "n",
+            )
+            .from("playlist_songs")
+            .and_where(Expr::col("playlist_id").is_in(playlist_ids.iter().copied()))
+            .group_by_col("playlist_id")
+            .to_owned();
+        let stmt = self.db.get_database_backend().build(&query);
         let rows = CountRow::find_by_statement(stmt).all(&self.db).await?;
         let mut counts: HashMap<i64, u64> = playlist_ids.iter().map(|&id| (id, 0)).collect();
         for row in rows {
@@ -453,10 +471,18 @@ async fn own_playlist<C: ConnectionTrait>(
 }
 
 async fn total_plays<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<i64> {
-    let stmt = sql::stmt(
-        conn.get_database_backend(),
-        "SELECT CAST(COALESCE(SUM(plays), 0) AS BIGINT) AS total FROM playlists WHERE user_id = ?",
-        vec![user_id.into()],
+    let stmt = conn.get_database_backend().build(
+        Query::select()
+            .expr_as(
+                Expr::from(Func::coalesce([
+                    Expr::from(Func::sum(Expr::col("plays"))),
+                    Expr::val(0),
+                ]))
+                .cast_as("BIGINT"),
+                "total",
+            )
+            .from("playlists")
+            .and_where(Expr::col("user_id").eq(user_id)),
     );
     Ok(Total::find_by_statement(stmt)
         .one(conn)

@@ -28,8 +28,10 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query},
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -44,7 +46,7 @@ use crate::{
     db::{begin_write, retry_races},
     entity::outbox,
     error::{AppError, AppResult},
-    sql,
+    sql::now_seconds,
 };
 
 /// Longest wait between two attempts of one outbox entry.
@@ -389,20 +391,19 @@ impl Auth0Mirror {
     /// Takes the user's refresh claim unless another instance holds it.
     async fn claim_refresh(&self, user_id: &str) -> Result<bool, DbErr> {
         let backend = self.db.get_database_backend();
-        let now = sql::dialect(backend).now;
-        let claim = format!(
-            "INSERT INTO refresh_claims (user_id, claimed_until) VALUES (?, {now} + ?) \
-             ON CONFLICT (user_id) DO UPDATE SET claimed_until = excluded.claimed_until \
-             WHERE refresh_claims.claimed_until < {now}"
-        );
-        let result = self
-            .db
-            .execute_raw(sql::stmt(
-                backend,
-                &claim,
-                vec![user_id.into(), REFRESH_LEASE.as_secs_f64().into()],
-            ))
-            .await?;
+        let now = now_seconds(backend);
+        let claim = Query::insert()
+            .into_table("refresh_claims")
+            .columns(["user_id", "claimed_until"])
+            .values_panic([user_id.into(), now.clone().add(REFRESH_LEASE.as_secs_f64())])
+            .on_conflict(
+                OnConflict::column("user_id")
+                    .update_column("claimed_until")
+                    .action_and_where(Expr::col(("refresh_claims", "claimed_until")).lt(now))
+                    .to_owned(),
+            )
+            .to_owned();
+        let result = self.db.execute_raw(backend.build(&claim)).await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -410,11 +411,13 @@ impl Auth0Mirror {
         let backend = self.db.get_database_backend();
         let released = self
             .db
-            .execute_raw(sql::stmt(
-                backend,
-                "DELETE FROM refresh_claims WHERE user_id = ?",
-                vec![user_id.into()],
-            ))
+            .execute_raw(
+                backend.build(
+                    Query::delete()
+                        .from_table("refresh_claims")
+                        .and_where(Expr::col("user_id").eq(user_id)),
+                ),
+            )
             .await;
         if let Err(e) = released {
             // The lease ends the claim anyway.
@@ -578,38 +581,52 @@ impl Auth0Mirror {
     /// of one machine, which share its clock.
     async fn claim_outbox(&self) -> AppResult<Option<ClaimedEntry>> {
         let backend = self.db.get_database_backend();
-        let lease = self.outbox_lease.as_secs_f64();
-        let (until, now, skip_locked, values) = if backend == DbBackend::Postgres {
-            // Claimers skip each other's locked rows.
+        let (until, now): (Expr, Expr) = if backend == DbBackend::Postgres {
             (
-                "clock_timestamp() + make_interval(secs => ?)",
-                "clock_timestamp()",
-                "FOR UPDATE SKIP LOCKED",
-                vec![self.instance.clone().into(), lease.into()],
+                Expr::cust_with_values(
+                    "clock_timestamp() + make_interval(secs => $1)",
+                    [self.outbox_lease.as_secs_f64()],
+                ),
+                Expr::cust("clock_timestamp()"),
             )
         } else {
-            // SQLite runs the whole statement under its one write lock.
             let now = Utc::now();
             let until = now + chrono::Duration::from_std(self.outbox_lease).unwrap_or_default();
-            let values = vec![
-                self.instance.clone().into(),
-                until.into(),
-                now.into(),
-                now.into(),
-            ];
-            ("?", "?", "", values)
+            (until.into(), now.into())
         };
-        let claim = format!(
-            "UPDATE outbox SET locked_by = ?, locked_until = {until} WHERE id = ( \
-               SELECT o.id FROM outbox o \
-               WHERE o.failed_at IS NULL AND o.next_attempt_at <= {now} \
-                 AND (o.locked_until IS NULL OR o.locked_until < {now}) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox p \
-                   WHERE p.user_id = o.user_id AND p.failed_at IS NULL AND p.id < o.id) \
-               ORDER BY o.id LIMIT 1 {skip_locked}) \
-             RETURNING id, user_id, payload, attempts, kind"
-        );
-        let stmt = sql::stmt(backend, &claim, values);
+        let earlier_pending = Query::select()
+            .expr(Expr::val(1))
+            .from_as("outbox", "p")
+            .and_where(Expr::col(("p", "user_id")).equals(("o", "user_id")))
+            .and_where(Expr::col(("p", "failed_at")).is_null())
+            .and_where(Expr::col(("p", "id")).lt(Expr::col(("o", "id"))))
+            .to_owned();
+        let due = Query::select()
+            .column(("o", "id"))
+            .from_as("outbox", "o")
+            .and_where(Expr::col(("o", "failed_at")).is_null())
+            .and_where(Expr::col(("o", "next_attempt_at")).lte(now.clone()))
+            .and_where(
+                Expr::col(("o", "locked_until"))
+                    .is_null()
+                    .or(Expr::col(("o", "locked_until")).lt(now)),
+            )
+            .and_where(Expr::exists(earlier_pending).not())
+            .order_by(("o", "id"), Order::Asc)
+            .limit(1)
+            // Claimers on PostgreSQL skip each other's locked rows; SQLite
+            // runs the whole statement under its one write lock and has no
+            // row locks (sea-query writes none there).
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let claim = Query::update()
+            .table("outbox")
+            .value("locked_by", self.instance.clone())
+            .value("locked_until", until)
+            .and_where(Expr::col("id").eq(due))
+            .returning(Query::returning().columns(["id", "user_id", "payload", "attempts", "kind"]))
+            .to_owned();
+        let stmt = backend.build(&claim);
         Ok(ClaimedEntry::find_by_statement(stmt).one(&self.db).await?)
     }
 

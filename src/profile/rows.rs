@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    sea_query::{Expr, ExprTrait, JoinType, OnConflict, Query},
 };
 use serde_json::{Map, Value};
 
@@ -15,28 +16,15 @@ use crate::{
     auth::Principal,
     entity::{deleted_users, users},
     error::{AppError, AppResult},
-    sql,
+    sql::greatest,
 };
 
-/// The columns of a [`UserRecord`], as every statement that reads one selects them.
-macro_rules! user_columns {
-    () => {
-        "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, u.auth0_updated_at, u.prior_deletion_at, d.fav_genre"
-    };
-}
-
-/// Where those columns come from, for the user id bound last.
-macro_rules! user_source {
-    () => {
-        " FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ?"
-    };
-}
-
-/// The columns of a [`UserRecord`] (`me`'s read-ahead selects them too).
-pub(crate) const USER_COLUMNS: &str = user_columns!();
-/// Their tables, filtered by a bound user id.
-pub(crate) const USER_SOURCE: &str = user_source!();
-const SELECT_USER: &str = concat!("SELECT ", user_columns!(), user_source!());
+/// The columns of a [`UserRecord`], as every statement that reads one selects
+/// them (`me`'s read-ahead too), from `users u` and `user_data d`.
+pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.name, u.picture, u.user_metadata, u.app_metadata, u.synced_at, u.auth0_updated_at, u.prior_deletion_at, d.fav_genre";
+/// Their tables, filtered by a user id bound right after.
+pub(crate) const USER_SOURCE: &str =
+    " FROM users u LEFT JOIN user_data d ON d.user_id = u.id WHERE u.id = ";
 
 /// A profile as the identity provider holds it, to be stored in the mirror.
 #[derive(Debug, Clone)]
@@ -53,10 +41,18 @@ pub struct IdentityProfile {
 
 /// Reads one user's record, if the user has been seen.
 pub async fn find<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<Option<UserRecord>> {
-    let stmt = sql::stmt(
-        conn.get_database_backend(),
-        SELECT_USER,
-        vec![user_id.into()],
+    let stmt = conn.get_database_backend().build(
+        Query::select()
+            // The list `me`'s read-ahead shares, written once.
+            .expr(Expr::cust(USER_COLUMNS))
+            .from_as("users", "u")
+            .join_as(
+                JoinType::LeftJoin,
+                "user_data",
+                "d",
+                Expr::col(("d", "user_id")).equals(("u", "id")),
+            )
+            .and_where(Expr::col(("u", "id")).eq(user_id)),
     );
     Ok(UserRecord::find_by_statement(stmt).one(conn).await?)
 }
@@ -286,14 +282,23 @@ async fn write_tombstone<C: ConnectionTrait>(
     user_id: &str,
     at: DateTime<Utc>,
 ) -> AppResult<()> {
-    let backend = conn.get_database_backend();
-    let greatest = sql::dialect(backend).greatest;
-    let upsert = format!(
-        "INSERT INTO deleted_users (user_id, deleted_at) VALUES (?, ?) \
-         ON CONFLICT (user_id) DO UPDATE SET \
-         deleted_at = {greatest}(deleted_users.deleted_at, excluded.deleted_at)"
-    );
-    conn.execute_raw(sql::stmt(backend, &upsert, vec![user_id.into(), at.into()]))
+    let upsert = Query::insert()
+        .into_table("deleted_users")
+        .columns(["user_id", "deleted_at"])
+        .values_panic([user_id.into(), at.into()])
+        .on_conflict(
+            OnConflict::column("user_id")
+                .value(
+                    "deleted_at",
+                    greatest(
+                        Expr::col(("deleted_users", "deleted_at")),
+                        Expr::col(("excluded", "deleted_at")),
+                    ),
+                )
+                .to_owned(),
+        )
+        .to_owned();
+    conn.execute_raw(conn.get_database_backend().build(&upsert))
         .await?;
     Ok(())
 }

@@ -20,6 +20,9 @@ const FULL_ME: &str = "me { displayName roles favGenre
     songs(first: 100) { totalCount nodes { name } }
     playlists(first: 100) { totalCount nodes { name plays songs(first: 100) { totalCount nodes { name } } } } }";
 
+/// Every field of `me` at the largest page sizes, as issue 16 wrote it.
+const EVERY_FIELD_OF_ME: &str = "me { id email name picture displayName preferences roles plan canEditFeaturedPlaylists favGenre syncedAt totalPlays songs(first: 100) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { id name artist genre createdAt } } playlists(first: 100) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { id name plays featured createdAt songs(first: 100) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { id name artist genre createdAt } } } } }";
+
 /// A POST with a JSON body, as every GraphQL client sends it.
 fn post(app: &TestApp, token: Option<&str>, body: Value) -> RequestBuilder {
     let request = app.client.post(app.url("/graphql")).json(&body);
@@ -590,8 +593,8 @@ async fn apq_round_trips_in_each_apollo_client(app: TestApp) {
 }
 
 /// `n` aliases of the full `me`.
-fn aliases_of_full_me(n: usize) -> String {
-    let fields: Vec<String> = (0..n).map(|i| format!("m{i}: {FULL_ME}")).collect();
+fn aliases_of(n: usize, me: &str) -> String {
+    let fields: Vec<String> = (0..n).map(|i| format!("m{i}: {me}")).collect();
     format!("{{ {} }}", fields.join(" "))
 }
 
@@ -601,6 +604,40 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     // playlists at the largest page sizes beside it.
     let data = app.ok(U, &format!("{{ {FULL_ME} }}"), json!({})).await;
     assert_eq!(data["me"]["songs"]["totalCount"], 0);
+    // Every field of me, at the largest page sizes, over songs and a
+    // playlist of them.
+    let mut songs = Vec::new();
+    for i in 0..3 {
+        let added = app
+            .ok(
+                U,
+                "mutation($n: String!) { addSong(input: { name: $n, artist: \"A\", genre: \"rock\" }) { id } }",
+                json!({"n": format!("song {i}")}),
+            )
+            .await;
+        songs.push(added["addSong"]["id"].clone());
+    }
+    app.ok(
+        U,
+        "mutation($s: [ID!]) { createPlaylist(input: { name: \"all\", songIds: $s }) { id } }",
+        json!({"s": songs}),
+    )
+    .await;
+    let full = app
+        .ok(
+            U,
+            &format!("query FullMe {{ {EVERY_FIELD_OF_ME} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(full["me"]["songs"]["totalCount"], 3, "{full}");
+    assert_eq!(full["me"]["songs"]["nodes"].as_array().unwrap().len(), 3);
+    let playlist = &full["me"]["playlists"]["nodes"][0];
+    assert_eq!(
+        playlist["songs"]["nodes"].as_array().unwrap().len(),
+        3,
+        "{full}"
+    );
     app.ok(
         U,
         &format!(
@@ -613,7 +650,7 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
 
     let before = app.statements();
     // The issue's request: 200 aliases of the full me.
-    let query = aliases_of_full_me(200);
+    let query = aliases_of(200, FULL_ME);
     assert!(query.len() < 64 * 1024);
     let (status, body) = answer(post(&app, Some(&token), json!({"query": query}))).await;
     assert_eq!(status, 200);
@@ -631,32 +668,43 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     assert_eq!(status, 400);
     assert_eq!(error_code(&body), "QUERY_TOO_MANY_ALIASES", "{body}");
 
-    // Four aliases are within the alias limit but cost four full mes.
-    let (_, body) = answer(post(
-        &app,
-        Some(&token),
-        json!({"query": aliases_of_full_me(4)}),
-    ))
-    .await;
-    assert_eq!(error_code(&body), "QUERY_TOO_COSTLY", "{body}");
-    assert!(
-        body["errors"][0]["extensions"]["value"].as_u64().unwrap()
-            > body["errors"][0]["extensions"]["limit"].as_u64().unwrap()
-    );
+    // Four aliases are within the alias limit but cost four full mes; so do
+    // two already.
+    for n in [4, 2] {
+        let (_, body) = answer(post(
+            &app,
+            Some(&token),
+            json!({"query": aliases_of(n, EVERY_FIELD_OF_ME)}),
+        ))
+        .await;
+        assert_eq!(error_code(&body), "QUERY_TOO_COSTLY", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["limit"], 100_000, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["value"],
+            n * 51_829,
+            "{body}"
+        );
+    }
 
-    // Page sizes from variables count too.
+    // Page sizes from variables count too: four of these at 100 songs of
+    // 100 playlists cost 120,812.
+    let by_variables = format!(
+        "query($n: Int) {{ {} }}",
+        (0..4)
+            .map(|i| format!(
+                "m{i}: me {{ playlists(first: $n) {{ nodes {{ songs(first: $n) {{ nodes {{ name artist genre }} }} }} }} }}"
+            ))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let (_, body) = answer(post(
         &app,
         Some(&token),
-        json!({
-            "query": "query($n: Int) { a: me { playlists(first: $n) { nodes { songs(first: $n) { nodes { name artist genre } } } } }
-                                       b: me { playlists(first: $n) { nodes { songs(first: $n) { nodes { name artist genre } } } } }
-                                       c: me { playlists(first: $n) { nodes { songs(first: $n) { nodes { name artist genre } } } } } }",
-            "variables": {"n": 100}
-        }),
+        json!({"query": by_variables, "variables": {"n": 100}}),
     ))
     .await;
     assert_eq!(error_code(&body), "QUERY_TOO_COSTLY", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["value"], 120_812, "{body}");
 
     // Many root fields, no alias at all.
     let roots = vec!["me { id }"; 21].join(" ");
@@ -668,6 +716,8 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     .await;
     assert_eq!(error_code(&body), "QUERY_TOO_MANY_ROOT_FIELDS", "{body}");
     assert_eq!(app.statements(), before, "no refused query ran SQL");
+    // The same at pages of 50 costs a quarter of that, and runs.
+    app.ok(U, &by_variables, json!({"n": 50})).await;
 
     // Each limit is a setting.
     let strict = TestApp::spawn_with(app.backend, |c| {
@@ -681,7 +731,7 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     let body = strict
         .gql(
             U,
-            "{ me { songs(first: 30) { nodes { name } } } }",
+            "{ me { songs(first: 48) { nodes { name } } } }",
             json!({}),
         )
         .await;
@@ -693,7 +743,7 @@ async fn costly_queries_are_refused_before_any_sql(app: TestApp) {
     strict
         .ok(
             U,
-            "{ me { songs(first: 10) { nodes { name } } } }",
+            "{ me { songs(first: 47) { nodes { name } } } }",
             json!({}),
         )
         .await;
