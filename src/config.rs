@@ -14,9 +14,10 @@ mod stages;
 
 pub use self::stages::{
     CompiledSettings, CsrfPrevention, CsrfSettings, DEFAULT_REQUIRED_HEADERS, DocumentSettings,
-    GuardLimits, GuardSettings, LimitSettings, OperationSettings, ResponseCacheSettings,
+    GuardLimits, GuardSettings, LimitSettings, OperationSettings, QueryLimits,
+    ResponseCacheSettings,
 };
-use crate::graphql::{QueryLimits, TrustedDocuments};
+use crate::graphql::TrustedDocuments;
 
 /// Where the profile (user_metadata, app_metadata) is authoritative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -10,7 +10,7 @@ use axum::http::HeaderName;
 use clap::{Args, builder::BoolishValueParser};
 
 use super::ConfigError;
-use crate::graphql::{QueryLimits, TrustedDocuments};
+use crate::graphql::TrustedDocuments;
 
 /// The document stage: APQ and trusted documents.
 #[derive(Debug, Clone, Args)]
@@ -137,6 +137,18 @@ pub struct LimitSettings {
     /// item of every list above it (`first`, or the default page size).
     #[arg(long, env = "MAX_QUERY_COST", default_value_t = QueryLimits::default().max_cost, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub max_query_cost: u64,
+}
+
+/// The limits a query must stay within. Their defaults are the cost
+/// model's (`graphql::limits`), which says what they admit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Most aliased fields in one operation.
+    pub max_aliases: u64,
+    /// Most fields at the operation's root (e.g. `me`, `featuredPlaylists`).
+    pub max_root_fields: u64,
+    /// Largest estimated cost (see `graphql::limits`).
+    pub max_cost: u64,
 }
 
 impl LimitSettings {

@@ -29,16 +29,8 @@ use async_graphql::{
 
 use super::Limits;
 
-/// The limits a query must stay within.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QueryLimits {
-    /// Most aliased fields in one operation.
-    pub max_aliases: u64,
-    /// Most fields at the operation's root (e.g. `me`, `featuredPlaylists`).
-    pub max_root_fields: u64,
-    /// Largest estimated cost (see the module comment).
-    pub max_cost: u64,
-}
+// The settings are config's, below this layer; their defaults are here.
+pub use crate::config::QueryLimits;
 
 impl Default for QueryLimits {
     /// The full `me`, every field of the schema asked for at the largest
