@@ -4,7 +4,7 @@
 //! / `LISTEN_ADDR`). Values are parsed into types here, so a bad value stops the
 //! process with one line naming the setting instead of failing on a request.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -15,9 +15,8 @@ mod stages;
 pub use self::stages::{
     CompiledSettings, CsrfPrevention, CsrfSettings, DEFAULT_REQUIRED_HEADERS, DocumentSettings,
     GuardLimits, GuardSettings, LimitSettings, OperationSettings, QueryLimits,
-    ResponseCacheSettings,
+    ResponseCacheSettings, TrustedSettings,
 };
-use crate::graphql::TrustedDocuments;
 
 /// Where the profile (user_metadata, app_metadata) is authoritative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -299,7 +298,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+    /// `setting` is wrong for `reason`.
+    pub fn new(setting: &'static str, reason: impl Into<String>) -> Self {
         Self {
             setting,
             reason: reason.into(),
@@ -346,8 +346,9 @@ pub struct Config {
     pub auth0: Option<Auth0Config>,
     /// Bytes of the APQ store; `None`: APQ is off.
     pub apq_cache_bytes: Option<usize>,
-    /// The loaded manifest, when only trusted documents may run.
-    pub trusted_documents: Option<Arc<TrustedDocuments>>,
+    /// The manifest, when only trusted documents may run (loaded by the
+    /// document stage at start-up).
+    pub trusted_documents: Option<TrustedSettings>,
     /// CSRF prevention; `None`: off.
     pub csrf: Option<CsrfPrevention>,
     /// Limits on aliases, root fields and cost.
@@ -482,7 +483,7 @@ impl Settings {
             ),
         };
         let cors = parse_cors(&self.cors_allowed_origins)?;
-        let trusted_documents = self.documents.trusted_documents()?;
+        let trusted_documents = self.documents.trusted_documents();
         let csrf = self.csrf.validate()?;
         Ok(Config {
             data_dir: self.data_dir,
@@ -844,8 +845,22 @@ mod tests {
         );
         let err = settings(&["--csrf-required-headers", " , "]).unwrap_err();
         assert!(err.contains("CSRF_REQUIRED_HEADERS"), "{err}");
-        let err = settings(&["--trusted-documents", "/nonexistent/manifest.json"]).unwrap_err();
-        assert!(err.contains("TRUSTED_DOCUMENTS"), "{err}");
+        // Read at start-up by the document stage, which tests a missing one.
+        let config = settings(&[
+            "--trusted-documents",
+            "/nonexistent/manifest.json",
+            "--trusted-documents-require-id",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.trusted_documents,
+            Some(TrustedSettings {
+                path: "/nonexistent/manifest.json".into(),
+                allow_admin: false,
+                require_id: true,
+            })
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ use crate::{
     auth0::ManagementClient,
     config::{Config, Secret},
     db::StatementCounter,
-    graphql::{AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services},
+    graphql::{
+        AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services, TrustedDocuments,
+    },
     http::{ApqStore, RequestDeadline, response_cache::ResponseCache},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
@@ -56,6 +58,8 @@ pub struct AppState {
     pub documents: Arc<DocumentCache>,
     /// Automatic persisted queries, by hash; `None` when APQ is off.
     pub apq: Option<Arc<ApqStore>>,
+    /// The manifest, when only trusted documents run.
+    pub trusted: Option<Arc<TrustedDocuments>>,
     /// The cost limits, with the schema's shape.
     pub limiter: Arc<QueryLimiter>,
     /// The auth0 mode's background workers (refresh queue, outbox).
@@ -80,6 +84,9 @@ impl App {
     /// the schema and router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         telemetry::install();
+        // First, so a manifest that cannot be read stops start-up before
+        // the database is touched.
+        let trusted = http::load_trusted(config.trusted_documents.as_ref())?;
         let (db, statements) = db::connect(
             &config.database_url,
             config.db_max_connections,
@@ -178,6 +185,7 @@ impl App {
             apq: config
                 .apq_cache_bytes
                 .map(|bytes| Arc::new(ApqStore::new(bytes))),
+            trusted,
             limiter: Arc::new(limiter),
             services,
             config: Arc::new(config),

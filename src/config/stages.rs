@@ -4,13 +4,12 @@
 //! runs with that are plain data (its bounds, its list of headers) are
 //! defined here too; what a stage does with them is the stage's.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use axum::http::HeaderName;
 use clap::{Args, builder::BoolishValueParser};
 
 use super::ConfigError;
-use crate::graphql::TrustedDocuments;
 
 /// The document stage: APQ and trusted documents.
 #[derive(Debug, Clone, Args)]
@@ -41,17 +40,25 @@ impl DocumentSettings {
         self.apq.then_some(self.apq_cache_bytes as usize)
     }
 
-    /// The manifest, loaded and checked, when only trusted documents run.
-    pub fn trusted_documents(&self) -> Result<Option<Arc<TrustedDocuments>>, ConfigError> {
-        let Some(path) = &self.trusted_documents else {
-            return Ok(None);
-        };
-        let mut documents =
-            TrustedDocuments::load(path).map_err(|e| ConfigError::new("TRUSTED_DOCUMENTS", e))?;
-        documents.allow_admin = self.trusted_documents_allow_admin;
-        documents.require_id = self.trusted_documents_require_id;
-        Ok(Some(Arc::new(documents)))
+    /// Where the manifest is and how it is enforced, when only trusted
+    /// documents run. The document stage loads it at start-up.
+    pub fn trusted_documents(&self) -> Option<TrustedSettings> {
+        self.trusted_documents.clone().map(|path| TrustedSettings {
+            path,
+            allow_admin: self.trusted_documents_allow_admin,
+            require_id: self.trusted_documents_require_id,
+        })
     }
+}
+
+/// The trusted documents' manifest and its switches (`TRUSTED_DOCUMENTS*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedSettings {
+    pub path: PathBuf,
+    /// Tokens with `write:app_metadata` may run any document.
+    pub allow_admin: bool,
+    /// Documents must be sent by id, never as text.
+    pub require_id: bool,
 }
 
 /// The headers Apollo recommends, one of which a simple request must carry.

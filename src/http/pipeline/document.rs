@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::apq::{self, ApqStore};
 use crate::{
     auth::{ADMIN_PERMISSION, Principal},
+    config::{ConfigError, TrustedSettings},
     error::ErrorCode,
     graphql::{TrustedDocuments, sha256_hex},
     http::refusal::Refusal,
@@ -24,6 +25,22 @@ const MAX_ECHOED_ID: usize = 100;
 pub struct Documents<'a> {
     pub trusted: Option<&'a TrustedDocuments>,
     pub apq: Option<&'a ApqStore>,
+}
+
+/// The manifest `settings` name, read and checked. At start-up: a
+/// manifest that cannot be read, or whose ids are not its documents'
+/// hashes, stops the gateway with the setting's name.
+pub fn load_trusted(
+    settings: Option<&TrustedSettings>,
+) -> Result<Option<Arc<TrustedDocuments>>, ConfigError> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let mut documents = TrustedDocuments::load(&settings.path)
+        .map_err(|e| ConfigError::new("TRUSTED_DOCUMENTS", e))?;
+    documents.allow_admin = settings.allow_admin;
+    documents.require_id = settings.require_id;
+    Ok(Some(Arc::new(documents)))
 }
 
 /// The document a request runs, and what is left to check once it is parsed.
@@ -198,6 +215,23 @@ impl Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_that_cannot_be_read_names_the_setting() {
+        let settings = TrustedSettings {
+            path: "/nonexistent/manifest.json".into(),
+            allow_admin: false,
+            require_id: false,
+        };
+        let err = load_trusted(Some(&settings)).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "invalid setting TRUSTED_DOCUMENTS: cannot read /nonexistent/manifest.json: "
+            ),
+            "{err}"
+        );
+        assert!(load_trusted(None).unwrap().is_none());
+    }
 
     #[test]
     fn an_apq_hash_resolves_only_once_its_text_was_registered() {

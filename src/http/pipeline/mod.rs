@@ -95,7 +95,7 @@ pub fn prepare(
     let config = &state.config;
     let guard_limits = &config.guard_limits;
     let documents = Documents {
-        trusted: config.trusted_documents.as_deref(),
+        trusted: state.trusted.as_deref(),
         apq: state.apq.as_deref(),
     };
 
