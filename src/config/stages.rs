@@ -4,7 +4,7 @@
 //! runs with that are plain data (its bounds, its list of headers) are
 //! defined here too; what a stage does with them is the stage's.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use axum::http::HeaderName;
 use clap::{Args, builder::BoolishValueParser};
@@ -91,13 +91,16 @@ impl CsrfSettings {
 /// `http::pipeline::csrf`'s).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CsrfPrevention {
-    required_headers: Vec<HeaderName>,
+    // Shared: every request's pipeline state holds the check.
+    required_headers: Arc<[HeaderName]>,
 }
 
 impl CsrfPrevention {
     /// A check that accepts any of `required_headers`.
     pub fn new(required_headers: Vec<HeaderName>) -> Self {
-        Self { required_headers }
+        Self {
+            required_headers: required_headers.into(),
+        }
     }
 
     /// The headers that let a simple request through.

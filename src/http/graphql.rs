@@ -22,26 +22,28 @@ pub use super::pipeline::wire::is_navigation;
 use super::{
     auth::{InvalidToken, MaybePrincipal},
     media::{self, MediaType},
-    pipeline::{self, Source},
+    pipeline::{self, ExecuteState, PipelineState, Source},
 };
 #[allow(unused_imports)]
 pub use super::{
     pipeline::{Prepared, Transport, WireRequest, prepare},
     refusal::Refusal,
 };
-use crate::{AppState, error::ErrorCode};
+use crate::error::ErrorCode;
 
 /// `GET /graphql?query=…&variables=…&operationName=…&extensions=…`.
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn get(
-    state: AppState,
+    pipeline: &PipelineState,
+    execution: &ExecuteState,
     headers: HeaderMap,
     uri: Uri,
     principal: Result<MaybePrincipal, InvalidToken>,
 ) -> Response {
+    let source = Source::Get(&uri);
     match media::negotiate(&headers) {
         Ok(media) => media
-            .finish(pipeline::http(&state, &headers, principal, Source::Get(&uri), media).await),
+            .finish(pipeline::http(pipeline, execution, &headers, principal, source, media).await),
         Err(media::NotAcceptable) => not_acceptable(),
     }
 }
@@ -49,17 +51,20 @@ pub async fn get(
 /// `POST /graphql` with a JSON body.
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn post(
-    State(state): State<AppState>,
+    State(pipeline): State<PipelineState>,
+    State(execution): State<ExecuteState>,
     headers: HeaderMap,
     principal: Result<MaybePrincipal, InvalidToken>,
     body: Body,
 ) -> Response {
     let source = Source::Post {
         body,
-        max_bytes: state.config.max_body_bytes,
+        max_bytes: pipeline.max_body_bytes,
     };
     match media::negotiate(&headers) {
-        Ok(media) => media.finish(pipeline::http(&state, &headers, principal, source, media).await),
+        Ok(media) => media.finish(
+            pipeline::http(&pipeline, &execution, &headers, principal, source, media).await,
+        ),
         Err(media::NotAcceptable) => not_acceptable(),
     }
 }

@@ -17,5 +17,5 @@ pub use auth::{InvalidToken, MaybePrincipal};
 pub use deadline::RequestDeadline;
 pub use pipeline::apq::ApqStore;
 pub use pipeline::csrf::CsrfPrevention;
-pub use pipeline::document::load_trusted;
+pub use pipeline::{ExecuteState, PipelineState};
 pub use routes::router;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
+    extract::{FromRef, Query, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
     middleware,
     response::{IntoResponse, Response},
@@ -17,6 +17,7 @@ use tower_http::{
 };
 
 use super::{
+    ExecuteState,
     auth::{InvalidToken, MaybePrincipal},
     auth0_hooks, body_limit, deadline, graphiql, graphql,
 };
@@ -108,7 +109,8 @@ async fn graphql_get(
     if graphql::is_navigation(&headers, &uri) {
         return graphiql::page(State(state)).await;
     }
-    graphql::get(state, headers, uri, principal).await
+    let execution = ExecuteState::from_ref(&state);
+    graphql::get(&state.pipeline, &execution, headers, uri, principal).await
 }
 
 async fn healthz() -> &'static str {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_graphql_axum::GraphQLResponse;
 use axum::{
+    extract::FromRef,
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
@@ -23,10 +24,33 @@ use crate::{
     telemetry::GraphqlOperation,
 };
 
+/// What the execution stages read. Built from [`AppState`]'s fields, as
+/// the schema and the services are the other routes' too.
+#[derive(Clone)]
+pub struct ExecuteState {
+    pub schema: AppSchema,
+    pub services: Services,
+    /// `None` when `RESPONSE_CACHE_MAX_BYTES` is 0.
+    pub response_cache: Option<Arc<ResponseCache>>,
+    /// `None` when `COMPILED_QUERIES` is off.
+    pub compiled: Option<Arc<CompiledQueries>>,
+}
+
+impl FromRef<AppState> for ExecuteState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            schema: state.schema.clone(),
+            services: state.services.clone(),
+            response_cache: state.response_cache.clone(),
+            compiled: state.compiled.clone(),
+        }
+    }
+}
+
 /// The stages, in order; each answers or hands the request on, and takes
 /// only its part of the state.
 pub async fn execute(
-    state: &AppState,
+    state: &ExecuteState,
     principal: Option<Principal>,
     prepared: Prepared,
     headers: &HeaderMap,
