@@ -14,6 +14,7 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod music;
 pub mod profile;
 pub mod shutdown;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub compiled: Option<Arc<CompiledQueries>>,
     /// Every request's deadline, and the requests it stopped.
     pub deadline: Arc<RequestDeadline>,
+    /// Live updates: the change feed, open connections, their limits.
+    pub live: Arc<live::Live>,
 }
 
 /// The built application: its state and its router.
@@ -171,7 +174,10 @@ impl App {
         let compiled = config
             .compiled_queries
             .then(|| Arc::new(CompiledQueries::new(DOCUMENT_CACHE_CAPACITY)));
+        let live = live::Live::new(config.live);
+        live.feed.start(db.clone(), config.live.poll);
         let state = AppState {
+            live,
             deadline: Arc::new(RequestDeadline::new(config.request_timeout)),
             schema,
             apq: config
@@ -206,9 +212,13 @@ impl App {
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+        let live = self.state.live.clone();
         let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
+                // Upgraded connections are not the server's any more: tell
+                // them, so their clients reconnect to another instance.
+                live.close_all();
                 let _ = signalled.send(true);
             })
             .into_future();

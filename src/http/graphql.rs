@@ -445,6 +445,13 @@ fn check_document(
         refusal.allow_post = true;
         return Err(refusal);
     }
+    if operation.ty == OperationType::Subscription && transport == Transport::Post {
+        return Err(Refusal::request_error(
+            "BAD_REQUEST",
+            "a subscription needs a live transport: a WebSocket (graphql-transport-ws) to \
+             /graphql, GraphQL over SSE, or a POST accepting multipart/mixed",
+        ));
+    }
     check_required_variables(operation, variables)
         .map_err(|why| Refusal::request_error("BAD_USER_INPUT", why))?;
     state
@@ -462,6 +469,8 @@ pub enum Transport {
     Get,
     /// `POST /graphql` with a JSON body.
     Post,
+    /// A WebSocket on `/graphql`: every kind of operation.
+    WebSocket,
 }
 
 /// A request past every refusal, with its document parsed and checked and
@@ -469,8 +478,6 @@ pub enum Transport {
 pub struct Prepared {
     pub request: async_graphql::Request,
     pub operation: GraphqlOperation,
-    // Read by the subscription transports, which run only subscriptions.
-    #[allow(dead_code)]
     pub kind: OperationType,
 }
 

@@ -14,9 +14,11 @@ mod media;
 mod refusal;
 pub mod response_cache;
 mod routes;
+mod ws;
 
 pub use apq::ApqStore;
 pub use auth::{InvalidToken, MaybePrincipal};
 pub use csrf::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS};
 pub use deadline::RequestDeadline;
+pub(crate) use refusal::set_default_code;
 pub use routes::router;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    extract::{FromRequestParts, Query, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
     routing::get,
@@ -16,10 +16,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::{
-    auth::{InvalidToken, MaybePrincipal},
-    auth0_hooks, body_limit, deadline, graphiql, graphql,
-};
+use super::{auth::MaybePrincipal, auth0_hooks, body_limit, deadline, graphiql, graphql, ws};
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
 /// Builds the router over `state`.
@@ -97,13 +94,15 @@ fn cors_layer(origins: &CorsOrigins, csrf_headers: &[header::HeaderName]) -> Cor
     }
 }
 
-/// A browser opening `/graphql` gets GraphiQL; anything else is a query.
-async fn graphql_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    principal: Result<MaybePrincipal, InvalidToken>,
-) -> Response {
+/// A browser opening `/graphql` gets GraphiQL, a WebSocket upgrade the
+/// live transport; anything else is a query.
+async fn graphql_get(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    if ws::is_upgrade(request.headers()) {
+        return ws::upgrade(state, request).await;
+    }
+    let (mut parts, _) = request.into_parts();
+    let principal = MaybePrincipal::from_request_parts(&mut parts, &state).await;
+    let (headers, uri) = (parts.headers, parts.uri);
     if graphql::is_navigation(&headers, &uri) {
         return graphiql::page(State(state)).await;
     }

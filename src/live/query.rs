@@ -1,0 +1,247 @@
+//! A live query: a subscription's document run as the query of the same
+//! root fields, at once and again after every change to the scopes it
+//! reads, sending only answers that differ from the last one sent.
+//!
+//! Each run is a request of its own (a fresh context, fresh loaders), so it
+//! reads what is committed now. The wakes are `watch` channels: however
+//! many changes come while a client is slow, one run follows, and it reads
+//! the newest state; nothing queues up.
+
+use std::future::pending;
+
+use async_graphql::{
+    Response, ServerError, Value, Variables,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
+};
+use tokio::sync::watch;
+
+use crate::{AppState, auth::Principal, graphql as gql, http::response_cache::FEATURED_SCOPE};
+
+/// One subscription's state between answers.
+pub struct LiveQuery {
+    state: AppState,
+    principal: Option<Principal>,
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+    /// The document with the subscription turned into a query.
+    document: ExecutableDocument,
+    shape: Option<gql::Shape>,
+    own: Option<watch::Receiver<u64>>,
+    featured: Option<watch::Receiver<u64>>,
+    /// The response key of a `playlist` root field: its `null` ends it.
+    playlist_key: Option<String>,
+    last: Option<Value>,
+    started: bool,
+    done: bool,
+}
+
+impl LiveQuery {
+    /// A live query over a prepared subscription. Its watches start now,
+    /// before its first run, so no change after the first read is missed.
+    pub fn new(
+        state: &AppState,
+        principal: Option<Principal>,
+        mut request: async_graphql::Request,
+    ) -> Result<Self, ServerError> {
+        let operation_name = request.operation_name.clone();
+        let mut document = request.parsed_query()?.clone();
+        let Some(operation) = operation_mut(&mut document, operation_name.as_deref()) else {
+            return Err(ServerError::new("no operation to run", None));
+        };
+        operation.ty = OperationType::Query;
+        let roots: Vec<(String, String)> = operation
+            .selection_set
+            .node
+            .items
+            .iter()
+            .filter_map(|s| match &s.node {
+                Selection::Field(f) => Some((
+                    f.node.name.node.to_string(),
+                    f.node.response_key().node.to_string(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let playlist_key = match roots.as_slice() {
+            [(name, key)] if name == "playlist" => Some(key.clone()),
+            _ => None,
+        };
+        let reads_featured =
+            crate::http::response_cache::featured_read(&document, operation_name.as_deref())
+                .unwrap_or(true);
+        let feed = &state.live.feed;
+        let own = principal
+            .as_ref()
+            .filter(|p| !p.is_machine())
+            .map(|p| feed.watch(&p.user_id));
+        let featured = reads_featured.then(|| feed.watch(FEATURED_SCOPE));
+        let shape = gql::Shape::of(&document, operation_name.as_deref(), &request.variables);
+        let document = gql::for_executor(&document).unwrap_or(document);
+        Ok(Self {
+            state: state.clone(),
+            principal,
+            query: request.query.clone(),
+            operation_name,
+            variables: std::mem::take(&mut request.variables),
+            document,
+            shape,
+            own,
+            featured,
+            playlist_key,
+            last: None,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// The next answer to send; `None` once the subscription has ended
+    /// (its answer failed as a whole, or its playlist is gone). An `Err`
+    /// is a request error (the document does not validate): nothing ran,
+    /// and the subscription ends with it.
+    pub async fn next(&mut self) -> Option<Result<Response, Vec<ServerError>>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if self.started {
+                if self.own.is_none() && self.featured.is_none() {
+                    // Nothing it reads can change: an anonymous caller's
+                    // error, say, has been sent.
+                    self.done = true;
+                    return None;
+                }
+                tokio::select! {
+                    woke = changed(&mut self.own) => if woke.is_err() { self.own = None },
+                    woke = changed(&mut self.featured) => if woke.is_err() { self.featured = None },
+                }
+            }
+            self.started = true;
+            let mut response = match self.run().await {
+                Ok(response) => response,
+                Err(errors) => {
+                    self.done = true;
+                    return Some(Err(errors));
+                }
+            };
+            if response.data == Value::Null && !response.errors.is_empty() {
+                if let Some(key) = &self.playlist_key
+                    && response.errors.iter().all(|e| code(e) == Some("NOT_FOUND"))
+                {
+                    // Gone (deleted, or no longer featured): one `null`.
+                    let mut data = async_graphql::indexmap::IndexMap::new();
+                    data.insert(async_graphql::Name::new(key), Value::Null);
+                    response = Response::new(Value::Object(data));
+                }
+                self.done = true;
+                metrics::counter!("graphql_live_subscriptions_ended_total", "reason" => "final_answer").increment(1);
+                return Some(Ok(response));
+            }
+            if response.errors.is_empty() && self.last.as_ref() == Some(&response.data) {
+                metrics::counter!("graphql_live_answers_skipped_total").increment(1);
+                continue;
+            }
+            self.last = Some(response.data.clone());
+            return Some(Ok(response));
+        }
+    }
+
+    async fn run(&self) -> Result<Response, Vec<ServerError>> {
+        let mut request =
+            async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
+        request.operation_name = self.operation_name.clone();
+        request.set_parsed_query(self.document.clone());
+        execute(
+            &self.state,
+            self.principal.clone(),
+            request,
+            self.shape.as_ref(),
+        )
+        .await
+    }
+}
+
+/// Runs a prepared query or mutation once, as a request of its own (the
+/// answer of a query or mutation sent over a live transport); `Err`: a
+/// request error, nothing ran.
+pub async fn execute_once(
+    state: &AppState,
+    principal: Option<Principal>,
+    mut request: async_graphql::Request,
+) -> Result<Response, Vec<ServerError>> {
+    let operation_name = request.operation_name.clone();
+    let variables = std::mem::take(&mut request.variables);
+    let shape = match request.parsed_query() {
+        Ok(document) => {
+            let shape = gql::Shape::of(document, operation_name.as_deref(), &variables);
+            if let Some(kept) = gql::for_executor(document) {
+                request.set_parsed_query(kept);
+            }
+            shape
+        }
+        Err(_) => None,
+    };
+    request.variables = variables;
+    execute(state, principal, request, shape.as_ref()).await
+}
+
+async fn execute(
+    state: &AppState,
+    principal: Option<Principal>,
+    request: async_graphql::Request,
+    shape: Option<&gql::Shape>,
+) -> Result<Response, Vec<ServerError>> {
+    let context = gql::RequestContext::new(principal);
+    let mut response = state.schema.execute(request.data(context)).await;
+    // As over HTTP: no data and no error at a field means async-graphql
+    // refused the document (validation, its own limits).
+    if response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+    {
+        let mut errors = response.errors;
+        for error in &mut errors {
+            crate::http::set_default_code(error, gql::VALIDATION_FAILED);
+        }
+        return Err(errors);
+    }
+    if let Some(shape) = shape {
+        shape.apply(&mut response.data);
+    }
+    gql::sort_errors(&mut response.errors);
+    // Errors without a code are async-graphql's, about arguments.
+    for error in &mut response.errors {
+        crate::http::set_default_code(error, "BAD_USER_INPUT");
+    }
+    Ok(response)
+}
+
+fn code(error: &ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
+async fn changed(
+    receiver: &mut Option<watch::Receiver<u64>>,
+) -> Result<(), watch::error::RecvError> {
+    match receiver {
+        Some(receiver) => receiver.changed().await,
+        None => pending().await,
+    }
+}
+
+fn operation_mut<'a>(
+    document: &'a mut ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a mut async_graphql::parser::types::OperationDefinition> {
+    match (&mut document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&mut op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => Some(&mut ops.get_mut(name)?.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            Some(&mut ops.values_mut().next()?.node)
+        }
+        _ => None,
+    }
+}
