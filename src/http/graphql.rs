@@ -239,6 +239,14 @@ fn not_acceptable() -> Response {
     MediaType::Json.finish(refusal.into_response())
 }
 
+/// A POST body as a GraphQL request, past the guard, for the transports
+/// that stream their answers.
+pub fn parse_body(state: &AppState, bytes: &[u8]) -> Result<WireRequest, Refusal> {
+    gql::guard::check_nesting(bytes, Syntax::Json, &state.config.guard_limits)
+        .map_err(Refusal::guard)?;
+    wire_request(bytes)
+}
+
 /// A POST body as a GraphQL request; a body that is not one is refused in
 /// the gateway's words, not the JSON parser's.
 fn wire_request(bytes: &[u8]) -> Result<WireRequest, Refusal> {
@@ -471,6 +479,10 @@ pub enum Transport {
     Post,
     /// A WebSocket on `/graphql`: every kind of operation.
     WebSocket,
+    /// A POST answered with Server-Sent Events.
+    Sse,
+    /// A POST answered with Apollo's multipart subscription stream.
+    Multipart,
 }
 
 /// A request past every refusal, with its document parsed and checked and

@@ -14,6 +14,7 @@ mod media;
 mod refusal;
 pub mod response_cache;
 mod routes;
+mod streaming;
 mod ws;
 
 pub use apq::ApqStore;

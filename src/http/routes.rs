@@ -16,7 +16,9 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::{auth::MaybePrincipal, auth0_hooks, body_limit, deadline, graphiql, graphql, ws};
+use super::{
+    auth::MaybePrincipal, auth0_hooks, body_limit, deadline, graphiql, graphql, streaming, ws,
+};
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
 /// Builds the router over `state`.
@@ -40,7 +42,7 @@ pub fn router(state: AppState) -> Router {
         ))
     };
     let graphql_routes = body_limit::limit(
-        deadline(Router::new().route("/graphql", get(graphql_get).post(graphql::post))),
+        deadline(Router::new().route("/graphql", get(graphql_get).post(graphql_post))),
         max_body,
         graphql::too_large,
     );
@@ -91,6 +93,20 @@ fn cors_layer(origins: &CorsOrigins, csrf_headers: &[header::HeaderName]) -> Cor
         CorsOrigins::List(list) => base.allow_origin(AllowOrigin::list(
             list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         )),
+    }
+}
+
+/// A POST asking for a stream (SSE, Apollo's multipart) gets one; any
+/// other is a query or mutation.
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    principal: Result<MaybePrincipal, super::auth::InvalidToken>,
+    body: axum::body::Body,
+) -> Response {
+    match streaming::Framing::of(&headers) {
+        Some(framing) => streaming::post(state, headers, principal, body, framing).await,
+        None => graphql::post(State(state), headers, principal, body).await,
     }
 }
 

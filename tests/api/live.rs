@@ -48,9 +48,14 @@ struct NodeClient {
 
 impl NodeClient {
     fn start(ws_url: &str, token: &str, query: &str, variables: Value) -> Self {
+        Self::start_with("ws-client.mjs", ws_url, token, query, variables)
+    }
+
+    /// `script` of tests/live (one client library each) against `url`.
+    fn start_with(script: &str, url: &str, token: &str, query: &str, variables: Value) -> Self {
         let mut child = Command::new("node")
-            .arg("ws-client.mjs")
-            .args([ws_url, token, query, &variables.to_string()])
+            .arg(script)
+            .args([url, token, query, &variables.to_string()])
             .current_dir(live_dir())
             .stdout(Stdio::piped())
             .spawn()
@@ -202,7 +207,53 @@ async fn a_subscription_over_post_is_refused_with_a_clear_error(app: TestApp) {
     );
 }
 
+/// graphql-sse's client and Apollo Client's HttpLink (multipart) against
+/// the same subscription: the current answer, then the one after a
+/// mutation; and graphql-sse's client running a query.
+async fn the_http_streams_serve_their_own_clients(app: TestApp) {
+    let sub = "auth0|streams";
+    let token = app.token(sub);
+    let url = app.url("/graphql");
+    let query = "subscription { me { songs { nodes { name } } } }";
+    let mut sse = NodeClient::start_with("sse-client.mjs", &url, &token, query, json!({}));
+    let mut apollo = NodeClient::start_with("apollo-client.mjs", &url, &token, query, json!({}));
+    for client in [&mut sse, &mut apollo] {
+        let first = client.next_payload().await;
+        assert_eq!(first["data"]["me"]["songs"]["nodes"], json!([]), "{first}");
+    }
+    app.add_song(sub, "Flamenco Sketches").await;
+    for client in [&mut sse, &mut apollo] {
+        let second = client.next_payload().await;
+        assert_eq!(
+            second["data"]["me"]["songs"]["nodes"][0]["name"], "Flamenco Sketches",
+            "{second}"
+        );
+    }
+    let mut once =
+        NodeClient::start_with("sse-client.mjs", &url, &token, "{ me { id } }", json!({}));
+    assert_eq!(
+        once.next_payload().await,
+        json!({"data": {"me": {"id": sub}}})
+    );
+    assert_eq!(once.next().await["event"], "complete");
+    // A document that does not validate: a `next` with the errors, then
+    // `complete`, as graphql-sse says.
+    let mut refused = NodeClient::start_with(
+        "sse-client.mjs",
+        &url,
+        &token,
+        "subscription { me { nope } }",
+        json!({}),
+    );
+    let errors = refused.next_payload().await;
+    assert_eq!(
+        errors["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{errors}"
+    );
+}
+
 on_both_databases!(
+    the_http_streams_serve_their_own_clients,
     a_subscription_to_me_sees_mutations_made_over_http,
     a_query_runs_over_the_socket,
     a_deleted_playlist_sends_null_and_completes,
