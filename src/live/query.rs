@@ -17,6 +17,10 @@ use tokio::sync::watch;
 
 use crate::{AppState, auth::Principal, graphql as gql, http::response_cache::FEATURED_SCOPE};
 
+/// How long a live query waits to run again when the database was
+/// unavailable.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One subscription's state between answers.
 pub struct LiveQuery {
     state: AppState,
@@ -33,6 +37,9 @@ pub struct LiveQuery {
     playlist_key: Option<String>,
     last: Option<Value>,
     started: bool,
+    /// The last run found the database unavailable: run again shortly
+    /// rather than end the subscription over an outage.
+    retry: bool,
     done: bool,
 }
 
@@ -91,6 +98,7 @@ impl LiveQuery {
             playlist_key,
             last: None,
             started: false,
+            retry: false,
             done: false,
         })
     }
@@ -104,7 +112,10 @@ impl LiveQuery {
             return None;
         }
         loop {
-            if self.started {
+            if self.retry {
+                self.retry = false;
+                tokio::time::sleep(RETRY_DELAY).await;
+            } else if self.started {
                 if self.own.is_none() && self.featured.is_none() {
                     // Nothing it reads can change: an anonymous caller's
                     // error, say, has been sent.
@@ -124,6 +135,16 @@ impl LiveQuery {
                     return Some(Err(errors));
                 }
             };
+            if response.data == Value::Null
+                && !response.errors.is_empty()
+                && response
+                    .errors
+                    .iter()
+                    .all(|e| code(e) == Some("UPSTREAM_UNAVAILABLE"))
+            {
+                self.retry = true;
+                continue;
+            }
             if response.data == Value::Null && !response.errors.is_empty() {
                 if let Some(key) = &self.playlist_key
                     && response.errors.iter().all(|e| code(e) == Some("NOT_FOUND"))

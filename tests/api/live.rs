@@ -252,7 +252,25 @@ async fn the_http_streams_serve_their_own_clients(app: TestApp) {
     );
 }
 
+/// Deleting the account ends its subscriptions at once: a last answer with
+/// the error a query would get, then `complete`.
+async fn a_deleted_account_ends_its_subscriptions(app: TestApp) {
+    let sub = "auth0|leaving";
+    let token = app.token(sub);
+    let mut client = NodeClient::start(&ws_url(&app.url("/graphql")), &token, ME_SONGS, json!({}));
+    client.next_payload().await;
+    app.ok(sub, "mutation { deleteMe }", json!({})).await;
+    let last = client.next_payload().await;
+    assert_eq!(last["data"], Value::Null, "{last}");
+    assert!(
+        last["errors"][0]["extensions"]["code"].is_string(),
+        "{last}"
+    );
+    assert_eq!(client.next().await["event"], "complete");
+}
+
 on_both_databases!(
+    a_deleted_account_ends_its_subscriptions,
     the_http_streams_serve_their_own_clients,
     a_subscription_to_me_sees_mutations_made_over_http,
     a_query_runs_over_the_socket,
@@ -575,3 +593,59 @@ async fn a_mutation_on_one_instance_reaches_a_subscriber_on_another(backend: Bac
 }
 
 for_both_backends!(a_mutation_on_one_instance_reaches_a_subscriber_on_another);
+
+/// PostgreSQL restarted under an open subscription: the listener connects
+/// again and resyncs, and a change typed by hand in SQL right after the
+/// restart (maybe before the listener is back) reaches the subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_open_subscriptions() {
+    use sea_orm::ConnectionTrait;
+    let server = tokio::task::spawn_blocking(crate::outage::OwnPostgres::start)
+        .await
+        .unwrap();
+    let url = server.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.database_url = url.clone();
+        config.db_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let sub = "auth0|restart";
+    app.ok(
+        sub,
+        "mutation { updateMe(input: {favGenre: \"jazz\"}) { favGenre } }",
+        json!({}),
+    )
+    .await;
+    let token = app.token(sub);
+    let mut client = NodeClient::start(
+        &ws_url(&app.url("/graphql")),
+        &token,
+        "subscription { me { favGenre } }",
+        json!({}),
+    );
+    assert_eq!(
+        client.next_payload().await["data"]["me"]["favGenre"],
+        "jazz"
+    );
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.down();
+        server.up();
+        server
+    })
+    .await
+    .unwrap();
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE user_data SET fav_genre = 'bebop' WHERE user_id = '{sub}'"
+    ))
+    .await
+    .unwrap();
+    let next = client.next_payload().await;
+    assert_eq!(next["data"]["me"]["favGenre"], "bebop", "{next}");
+    crate::helpers::eventually(PATIENCE, "the listener to resync", async || {
+        app.state.live.feed.resyncs() >= 1
+    })
+    .await;
+    drop(server);
+}
