@@ -44,6 +44,55 @@ use crate::{
 /// graphql-ws's subprotocol.
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 
+/// subscriptions-transport-ws's subprotocol (confusingly named `graphql-ws`),
+/// still the default of Apollo Kotlin's legacy transport.
+pub const LEGACY: &str = "graphql-ws";
+
+/// Which of the two a connection speaks. The legacy one names its messages
+/// differently (`start`, `stop`, `data`, `ka`), reports a refused document
+/// as `data` with the errors followed by `complete`, and a refused token
+/// with `connection_error`; the close codes are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    TransportWs,
+    Legacy,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Self::TransportWs => "ws",
+            Self::Legacy => "ws_legacy",
+        }
+    }
+
+    fn keepalive(self) -> Value {
+        match self {
+            Self::TransportWs => json!({"type": "ping"}),
+            Self::Legacy => json!({"type": "ka"}),
+        }
+    }
+
+    fn next(self, id: &str, payload: &async_graphql::Response) -> String {
+        let kind = match self {
+            Self::TransportWs => "next",
+            Self::Legacy => "data",
+        };
+        json!({"type": kind, "id": id, "payload": payload}).to_string()
+    }
+
+    /// The messages that end operation `id` as refused.
+    fn refused(self, id: &str, errors: &[async_graphql::ServerError]) -> Vec<Value> {
+        match self {
+            Self::TransportWs => vec![json!({"type": "error", "id": id, "payload": errors})],
+            Self::Legacy => vec![
+                json!({"type": "data", "id": id, "payload": {"data": null, "errors": errors}}),
+                json!({"type": "complete", "id": id}),
+            ],
+        }
+    }
+}
+
 /// Messages a subscription may have waiting for the socket: a slow client
 /// holds its subscriptions back (they then skip to the newest answer)
 /// rather than growing a queue.
@@ -98,7 +147,7 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         }
     };
     upgrade
-        .protocols([TRANSPORT_WS])
+        .protocols([TRANSPORT_WS, LEGACY])
         .on_upgrade(move |socket| async move {
             Connection::new(state, principal, slot).run(socket).await;
         })
@@ -142,11 +191,16 @@ enum Outgoing {
 }
 
 /// Why the connection closes, when the server closes it.
-struct Close(u16, String);
+struct Close(u16, String, Option<Value>);
 
 impl Close {
     fn new(code: u16, reason: impl Into<String>) -> Self {
-        Self(code, reason.into())
+        Self(code, reason.into(), None)
+    }
+
+    /// A close after `message`.
+    fn with_message(code: u16, reason: impl Into<String>, message: Value) -> Self {
+        Self(code, reason.into(), Some(message))
     }
 }
 
@@ -161,6 +215,7 @@ struct Connection {
     generation: u64,
     outbox: mpsc::Sender<Outgoing>,
     inbox: Option<mpsc::Receiver<Outgoing>>,
+    protocol: Protocol,
     _slot: ConnectionSlot,
 }
 
@@ -181,21 +236,36 @@ impl Connection {
             generation: 0,
             outbox,
             inbox: Some(inbox),
+            protocol: Protocol::TransportWs,
             _slot: slot,
         }
     }
 
     async fn run(mut self, mut socket: WebSocket) {
-        let gauge = metrics::gauge!("graphql_live_connections", "transport" => "ws");
-        gauge.increment(1.0);
-        let close = match socket.protocol().and_then(|p| p.to_str().ok()) {
-            Some(TRANSPORT_WS) => self.serve(&mut socket).await,
-            _ => Some(Close::new(4406, "Subprotocol not acceptable")),
+        self.protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
+            Some(TRANSPORT_WS) => Protocol::TransportWs,
+            Some(LEGACY) => Protocol::Legacy,
+            _ => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4406,
+                        reason: "Subprotocol not acceptable".into(),
+                    })))
+                    .await;
+                return;
+            }
         };
+        let gauge =
+            metrics::gauge!("graphql_live_connections", "transport" => self.protocol.label());
+        gauge.increment(1.0);
+        let close = self.serve(&mut socket).await;
         for (_, (_, task)) in self.running.drain() {
             task.abort();
         }
-        if let Some(Close(code, reason)) = close {
+        if let Some(Close(code, reason, message)) = close {
+            if let Some(message) = message {
+                let _ = socket.send(text(message)).await;
+            }
             let _ = socket
                 .send(Message::Close(Some(CloseFrame {
                     code,
@@ -234,7 +304,7 @@ impl Connection {
                     return Some(Close::new(1001, "the server is shutting down"));
                 }
                 _ = keepalive.tick() => {
-                    if socket.send(text(json!({"type": "ping"}))).await.is_err() {
+                    if socket.send(text(self.protocol.keepalive())).await.is_err() {
                         return None;
                     }
                 }
@@ -312,20 +382,35 @@ impl Connection {
                     Ok(principal) => {
                         self.principal = principal;
                         self.acknowledged = true;
-                        Ok(vec![json!({"type": "connection_ack"})])
+                        let mut replies = vec![json!({"type": "connection_ack"})];
+                        if self.protocol == Protocol::Legacy {
+                            // Its clients time a connection out without one.
+                            replies.push(self.protocol.keepalive());
+                        }
+                        Ok(replies)
                     }
                     Err(why) => {
                         tracing::info!(reason = %why, "refused a WebSocket's access token");
-                        Err(Close::new(
-                            4403,
-                            format!("Forbidden: invalid access token: {why}"),
-                        ))
+                        let reason = format!("Forbidden: invalid access token: {why}");
+                        if self.protocol == Protocol::Legacy {
+                            return Err(Close::with_message(
+                                4403,
+                                reason.clone(),
+                                json!({"type": "connection_error", "payload": {"message": reason}}),
+                            ));
+                        }
+                        Err(Close::new(4403, reason))
                     }
                 }
             }
-            "ping" => Ok(vec![json!({"type": "pong"})]),
-            "pong" => Ok(vec![]),
-            "subscribe" => {
+            "connection_terminate" if self.protocol == Protocol::Legacy => {
+                Err(Close::new(1000, "Normal Closure"))
+            }
+            "ping" if self.protocol == Protocol::TransportWs => Ok(vec![json!({"type": "pong"})]),
+            "pong" if self.protocol == Protocol::TransportWs => Ok(vec![]),
+            kind @ ("subscribe" | "start")
+                if (kind == "subscribe") == (self.protocol == Protocol::TransportWs) =>
+            {
                 if !self.acknowledged {
                     return Err(Close::new(4401, "Unauthorized"));
                 }
@@ -337,6 +422,13 @@ impl Connection {
                         "Invalid message received: subscribe needs a string id and an object payload",
                     ));
                 };
+                if self.protocol == Protocol::Legacy
+                    && let Some((_, task)) = self.running.remove(id)
+                {
+                    // subscriptions-transport-ws replaces an operation
+                    // started again under its id.
+                    task.abort();
+                }
                 if self.running.contains_key(id) {
                     return Err(Close::new(
                         4409,
@@ -349,9 +441,11 @@ impl Connection {
                         "Invalid message received: the payload is not a GraphQL request",
                     ));
                 };
-                Ok(self.subscribe(id.clone(), wire).into_iter().collect())
+                Ok(self.subscribe(id.clone(), wire))
             }
-            "complete" => {
+            kind @ ("complete" | "stop")
+                if (kind == "complete") == (self.protocol == Protocol::TransportWs) =>
+            {
                 if let Some(Value::String(id)) = message.get("id")
                     && let Some((_, task)) = self.running.remove(id)
                 {
@@ -371,12 +465,11 @@ impl Connection {
         }
     }
 
-    /// Starts operation `id`; the `error` message to send at once if it is
+    /// Starts operation `id`; the messages to send at once if it is
     /// refused.
-    fn subscribe(&mut self, id: String, wire: WireRequest) -> Option<Value> {
-        let error = |errors: Vec<async_graphql::ServerError>| {
-            Some(json!({"type": "error", "id": id, "payload": errors}))
-        };
+    fn subscribe(&mut self, id: String, wire: WireRequest) -> Vec<Value> {
+        let protocol = self.protocol;
+        let error = |errors: Vec<async_graphql::ServerError>| protocol.refused(&id, &errors);
         let limit = self.state.live.settings.max_per_connection;
         if self.running.len() >= limit {
             return error(vec![coded(
@@ -403,7 +496,7 @@ impl Connection {
         let generation = self.generation;
         let task_id = id.clone();
         let next = move |payload: async_graphql::Response| {
-            Outgoing::Text(json!({"type": "next", "id": task_id, "payload": payload}).to_string())
+            Outgoing::Text(protocol.next(&task_id, &payload))
         };
         let finished = {
             let id = id.clone();
@@ -428,7 +521,8 @@ impl Connection {
             };
             tokio::spawn(async move {
                 let _slot = slot;
-                let gauge = metrics::gauge!("graphql_live_subscriptions", "transport" => "ws");
+                let gauge =
+                    metrics::gauge!("graphql_live_subscriptions", "transport" => protocol.label());
                 gauge.increment(1.0);
                 let mut refused = None;
                 while let Some(answer) = live.next().await {
@@ -439,14 +533,14 @@ impl Connection {
                             break;
                         }
                     };
-                    metrics::counter!("graphql_live_events_total", "transport" => "ws")
+                    metrics::counter!("graphql_live_events_total", "transport" => protocol.label())
                         .increment(1);
                     if outbox.send(next(answer)).await.is_err() {
                         break;
                     }
                 }
                 gauge.decrement(1.0);
-                end(&outbox, refused, finished()).await;
+                end(&outbox, protocol, refused, finished()).await;
             })
         } else {
             tokio::spawn(async move {
@@ -457,11 +551,11 @@ impl Connection {
                     }
                     Err(errors) => Some(errors),
                 };
-                end(&outbox, refused, finished()).await;
+                end(&outbox, protocol, refused, finished()).await;
             })
         };
         self.running.insert(id, (generation, task.abort_handle()));
-        None
+        vec![]
     }
 }
 
@@ -469,16 +563,21 @@ impl Connection {
 /// too, per the protocol) when it was refused.
 async fn end(
     outbox: &mpsc::Sender<Outgoing>,
+    protocol: Protocol,
     refused: Option<Vec<async_graphql::ServerError>>,
     [complete, finished]: [Outgoing; 2],
 ) {
-    let message = match (refused, &finished) {
-        (Some(errors), Outgoing::Finished { id, .. }) => {
-            Outgoing::Text(json!({"type": "error", "id": id, "payload": errors}).to_string())
-        }
-        _ => complete,
+    let messages = match (refused, &finished) {
+        (Some(errors), Outgoing::Finished { id, .. }) => protocol
+            .refused(id, &errors)
+            .into_iter()
+            .map(|m| Outgoing::Text(m.to_string()))
+            .collect(),
+        _ => vec![complete],
     };
-    let _ = outbox.send(message).await;
+    for message in messages {
+        let _ = outbox.send(message).await;
+    }
     let _ = outbox.send(finished).await;
 }
 

@@ -530,6 +530,78 @@ async fn the_connection_limit_of_an_instance_is_refused_clearly() {
     assert_eq!(third["id"], "3");
 }
 
+/// The legacy subprotocol (subscriptions-transport-ws's `graphql-ws`, the
+/// default of Apollo Kotlin's legacy transport): its own message names,
+/// a keep-alive right after the ack, refusals as `data` with errors and
+/// `complete`, a refused token as `connection_error`.
+async fn the_legacy_subprotocol_speaks_its_own_messages() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let sub = "auth0|legacy";
+    let token = app.token(sub);
+    let mut socket = raw(&app, Some("graphql-ws"), None).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {"authToken": "ignored", "Authorization": format!("Bearer {token}")}}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    assert_eq!(receive(&mut socket).await, json!({"type": "ka"}));
+    send(
+        &mut socket,
+        json!({"type": "start", "id": "1", "payload": {"query": "subscription { me { songs { nodes { name } } } }"}}),
+    )
+    .await;
+    let first = receive(&mut socket).await;
+    assert_eq!(first["type"], "data", "{first}");
+    assert_eq!(first["payload"]["data"]["me"]["songs"]["nodes"], json!([]));
+    app.add_song(sub, "All Blues").await;
+    let mut second = receive(&mut socket).await;
+    while second["type"] == "ka" {
+        second = receive(&mut socket).await;
+    }
+    assert_eq!(
+        second["payload"]["data"]["me"]["songs"]["nodes"][0]["name"], "All Blues",
+        "{second}"
+    );
+    send(&mut socket, json!({"type": "stop", "id": "1"})).await;
+    send(
+        &mut socket,
+        json!({"type": "start", "id": "2", "payload": {"query": "subscription { me { nope } }"}}),
+    )
+    .await;
+    let mut refused = receive(&mut socket).await;
+    while refused["type"] == "ka" {
+        refused = receive(&mut socket).await;
+    }
+    assert_eq!(refused["type"], "data", "{refused}");
+    assert_eq!(refused["id"], "2");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert_eq!(
+        receive(&mut socket).await,
+        json!({"type": "complete", "id": "2"})
+    );
+
+    let mut socket = raw(&app, Some("graphql-ws"), None).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {"Authorization": "Bearer not.a.token"}}),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await["type"], "connection_error");
+    assert_eq!(closed(&mut socket).await.0, 4403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_subprotocol() {
+    the_legacy_subprotocol_speaks_its_own_messages().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_codes() {
     each_close_code_of_graphql_transport_ws().await;
