@@ -213,6 +213,7 @@ impl App {
         let grace = self.state.config.shutdown_grace;
         let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
         let live = self.state.live.clone();
+        let draining = live.clone();
         let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -227,7 +228,14 @@ impl App {
             result = &mut server => return result.context("the HTTP server failed"),
             _ = on_signal.wait_for(|signalled| *signalled) => {}
         }
-        match tokio::time::timeout(grace, server).await {
+        // The server does not wait for upgraded connections: wait here for
+        // the live ones to send their close frames.
+        let stopped = async move {
+            let result = server.await;
+            draining.drained().await;
+            result
+        };
+        match tokio::time::timeout(grace, stopped).await {
             Ok(result) => result.context("the HTTP server failed"),
             Err(_) => {
                 // A client that keeps a request open (or a slow one) must

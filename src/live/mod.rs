@@ -140,6 +140,13 @@ impl Live {
         let _ = closing.wait_for(|c| *c).await;
     }
 
+    /// Completes once no live connection is open.
+    pub async fn drained(&self) {
+        while *self.connections.lock().unwrap_or_else(|e| e.into_inner()) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The server is shutting down: live connections close so their clients
     /// reconnect to another instance.
     pub fn close_all(&self) {

@@ -721,3 +721,66 @@ async fn postgres_restarted_under_open_subscriptions() {
     .await;
     drop(server);
 }
+
+/// Two gateway processes over one PostgreSQL: SIGTERM closes a socket with
+/// 1001 (go elsewhere); SIGKILL drops it, and a client that reconnects to
+/// the other instance gets the current state at once, including a change
+/// made while it had no socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_stopped_or_killed_sends_its_clients_elsewhere() {
+    let dir = TempDir::new().unwrap();
+    let url = fresh_database(Backend::Postgres, dir.path()).await;
+    let start = |name: &str| {
+        let envs = vec![
+            ("DATABASE_URL", url.clone()),
+            ("DATA_DIR", dir.path().join(name).display().to_string()),
+        ];
+        tokio::task::spawn_blocking(move || start_gateway(&envs))
+    };
+    let (mut a, mut b, c) = (
+        start("a").await.unwrap(),
+        start("b").await.unwrap(),
+        start("c").await.unwrap(),
+    );
+    let output = gateway()
+        .env("DATABASE_URL", &url)
+        .env("DATA_DIR", dir.path().join("a"))
+        .args(["token", "--sub", "auth0|moving"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let query = "subscription { me { songs { nodes { name } } } }";
+
+    let mut stopped = NodeClient::start(&ws_url(&a.url), &token, query, json!({}));
+    stopped.next_payload().await;
+    crate::cli::terminate(&mut a).await;
+    let event = stopped.next().await;
+    assert_eq!(event["event"], "closed", "{event}");
+    assert_eq!(event["code"], 1001, "{event}");
+
+    let urls = format!("{},{}", ws_url(&b.url), ws_url(&c.url));
+    let mut moving = NodeClient::start(&urls, &token, query, json!({}));
+    assert_eq!(
+        moving.next_payload().await["data"]["me"]["songs"]["nodes"],
+        json!([])
+    );
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let added = crate::cli::post(
+        &c.url,
+        &token,
+        "mutation { addSong(input: {name: \"Freddie Freeloader\"}) { id } }",
+    )
+    .await;
+    assert!(added.get("errors").is_none(), "{added}");
+    let mut event = moving.next().await;
+    while event["event"] != "next" {
+        event = moving.next().await;
+    }
+    assert_eq!(
+        event["payload"]["data"]["me"]["songs"]["nodes"],
+        json!([{"name": "Freddie Freeloader"}]),
+        "{event}"
+    );
+}
