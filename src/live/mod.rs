@@ -4,6 +4,7 @@
 
 mod feed;
 mod query;
+mod shared;
 
 use std::{
     collections::HashMap,
@@ -48,6 +49,8 @@ impl Default for LiveSettings {
 /// This instance's live connections and subscriptions.
 pub struct Live {
     pub feed: Arc<ChangeFeed>,
+    /// Runs shared by live queries of one key.
+    pub runs: shared::Runs,
     pub settings: LiveSettings,
     connections: Mutex<usize>,
     per_user: Mutex<HashMap<String, usize>>,
@@ -95,6 +98,7 @@ impl Live {
     pub fn new(settings: LiveSettings) -> Arc<Self> {
         Arc::new(Self {
             feed: Arc::new(ChangeFeed::default()),
+            runs: shared::Runs::default(),
             settings,
             connections: Mutex::new(0),
             per_user: Mutex::new(HashMap::new()),

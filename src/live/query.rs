@@ -7,13 +7,16 @@
 //! many changes come while a client is slow, one run follows, and it reads
 //! the newest state; nothing queues up.
 
-use std::future::pending;
+use std::{future::pending, sync::Arc};
 
 use async_graphql::{
     Response, ServerError, Value, Variables,
     parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
 };
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+
+use super::shared::{Run, Runs};
 
 use crate::{AppState, auth::Principal, graphql as gql, http::response_cache::FEATURED_SCOPE};
 
@@ -36,6 +39,12 @@ pub struct LiveQuery {
     /// The response key of a `playlist` root field: its `null` ends it.
     playlist_key: Option<String>,
     last: Option<Value>,
+    /// What makes two live queries' runs the same: the caller (as far as
+    /// it shapes answers), the document, the operation, the variables.
+    key: [u8; 32],
+    /// The run this query read last, kept so the shared entry lives while
+    /// a query may ask for it again.
+    run: Option<Arc<Run>>,
     started: bool,
     /// The last run found the database unavailable: run again shortly
     /// rather than end the subscription over an outage.
@@ -85,7 +94,15 @@ impl LiveQuery {
         let featured = reads_featured.then(|| feed.watch(FEATURED_SCOPE));
         let shape = gql::Shape::of(&document, operation_name.as_deref(), &request.variables);
         let document = gql::for_executor(&document).unwrap_or(document);
+        let key = run_key(
+            principal.as_ref(),
+            &request.query,
+            operation_name.as_deref(),
+            &request.variables,
+        );
         Ok(Self {
+            key,
+            run: None,
             state: state.clone(),
             principal,
             query: request.query.clone(),
@@ -128,7 +145,7 @@ impl LiveQuery {
                 }
             }
             self.started = true;
-            let mut response = match self.run().await {
+            let mut response = match self.shared_run().await {
                 Ok(response) => response,
                 Err(errors) => {
                     self.done = true;
@@ -165,6 +182,23 @@ impl LiveQuery {
             self.last = Some(response.data.clone());
             return Some(Ok(response));
         }
+    }
+
+    /// The answer for the wakes seen so far, run once for every live query
+    /// of the same key that saw the same wakes (one re-read per change,
+    /// however many subscriptions of one user ask the same).
+    async fn shared_run(&mut self) -> Result<Response, Vec<ServerError>> {
+        let wakes = (
+            self.own.as_mut().map(|r| *r.borrow_and_update()),
+            self.featured.as_mut().map(|r| *r.borrow_and_update()),
+        );
+        let runs: &Runs = &self.state.live.runs;
+        let run = runs.get(self.key, wakes);
+        let answer = run.answer(|| self.run()).await;
+        if let Some(previous) = self.run.replace(run) {
+            runs.release(self.key, previous);
+        }
+        answer
     }
 
     async fn run(&self) -> Result<Response, Vec<ServerError>> {
@@ -235,6 +269,42 @@ async fn execute(
         crate::http::set_default_code(error, "BAD_USER_INPUT");
     }
     Ok(response)
+}
+
+impl Drop for LiveQuery {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            self.state.live.runs.release(self.key, run);
+        }
+    }
+}
+
+fn run_key(
+    principal: Option<&Principal>,
+    query: &str,
+    operation_name: Option<&str>,
+    variables: &Variables,
+) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    match principal {
+        // What of a token shapes answers; not its expiry or its profile
+        // claims (those only seed a row never seen before).
+        Some(p) => {
+            part(p.user_id.as_bytes());
+            part(p.scopes.join(" ").as_bytes());
+            part(p.permissions.join(" ").as_bytes());
+            part(format!("{:?}", p.claimed_roles).as_bytes());
+        }
+        None => part(b"\0anonymous"),
+    }
+    part(query.as_bytes());
+    part(operation_name.unwrap_or("").as_bytes());
+    part(&serde_json::to_vec(variables).unwrap_or_default());
+    hash.finalize().into()
 }
 
 fn code(error: &ServerError) -> Option<&str> {

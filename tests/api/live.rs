@@ -269,6 +269,18 @@ async fn a_deleted_account_ends_its_subscriptions(app: TestApp) {
     assert_eq!(client.next().await["event"], "complete");
 }
 
+/// Counted on PostgreSQL, where nothing polls: SQLite's poll of the
+/// versions would add its statements to the count.
+mod shared_reread {
+    use crate::helpers::{Backend, TestApp};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::subscriptions_of_one_user_share_one_reread(TestApp::spawn(Backend::Postgres).await)
+            .await
+    }
+}
+
 on_both_databases!(
     a_deleted_account_ends_its_subscriptions,
     the_http_streams_serve_their_own_clients,
@@ -782,5 +794,42 @@ async fn an_instance_stopped_or_killed_sends_its_clients_elsewhere() {
         event["payload"]["data"]["me"]["songs"]["nodes"],
         json!([{"name": "Freddie Freeloader"}]),
         "{event}"
+    );
+}
+
+/// What one change costs the subscriptions of a user that asked the same,
+/// in SQL statements: one re-read, whether one subscription asked or three.
+async fn subscriptions_of_one_user_share_one_reread(app: TestApp) {
+    async fn statements_per_change(app: &TestApp, sub: &str, subscriptions: usize) -> u64 {
+        // The user's row exists before the first answer, which then writes
+        // nothing (a write would wake the subscriptions once more).
+        app.ok(sub, "{ me { id } }", json!({})).await;
+        let mut socket = acknowledged(app, &app.token(sub)).await;
+        for id in 0..subscriptions {
+            send(
+                &mut socket,
+                json!({"type": "subscribe", "id": id.to_string(), "payload": {"query": ME_SONGS}}),
+            )
+            .await;
+        }
+        for _ in 0..subscriptions {
+            assert_eq!(receive(&mut socket).await["type"], "next");
+        }
+        let before = app.statements();
+        app.add_song(sub, "Blue in Green").await;
+        for _ in 0..subscriptions {
+            let answer = receive(&mut socket).await;
+            assert_eq!(
+                answer["payload"]["data"]["me"]["songs"]["nodes"][0]["name"], "Blue in Green",
+                "{answer}"
+            );
+        }
+        app.statements() - before
+    }
+    let one = statements_per_change(&app, "auth0|alone", 1).await;
+    let three = statements_per_change(&app, "auth0|thrice", 3).await;
+    assert_eq!(
+        one, three,
+        "statements for a change: 1 subscription {one}, 3 subscriptions {three}"
     );
 }
