@@ -833,3 +833,47 @@ async fn subscriptions_of_one_user_share_one_reread(app: TestApp) {
         "statements for a change: 1 subscription {one}, 3 subscriptions {three}"
     );
 }
+
+/// Under trusted documents a free-text subscription is refused over the
+/// socket with the code HTTP gives a free-text query, and a listed one
+/// runs by its id.
+async fn trusted_documents_apply_to_subscriptions() {
+    let listed = "subscription Songs { me { songs { nodes { name } } } }";
+    let id = format!("sha256:{}", music_gateway::graphql::sha256_hex(listed));
+    let manifest = music_gateway::graphql::TrustedDocuments::from_json(
+        &json!({ id.clone(): listed }).to_string(),
+    )
+    .expect("manifest");
+    let manifest = std::sync::Arc::new(manifest);
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.trusted_documents = Some(manifest)).await;
+    let token = app.token("auth0|trusted");
+    let (_, http) = app.post(Some(&token), "{ me { id } }", json!({})).await;
+    let http_code = http["errors"][0]["extensions"]["code"].clone();
+    assert!(http_code.is_string(), "{http}");
+
+    let mut socket = acknowledged(&app, &token).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "id": "free", "payload": {"query": "subscription { me { id } }"}}),
+    )
+    .await;
+    let refused = receive(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"], http_code,
+        "{refused}"
+    );
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "id": "listed", "payload": {"documentId": id}}),
+    )
+    .await;
+    let answer = receive(&mut socket).await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(answer["payload"]["data"]["me"]["songs"]["nodes"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_documents() {
+    trusted_documents_apply_to_subscriptions().await;
+}
