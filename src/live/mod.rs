@@ -16,6 +16,39 @@ pub use feed::ChangeFeed;
 pub use query::{LiveQuery, execute_once};
 use tokio::sync::watch;
 
+/// From the change's notification (or poll) reaching this instance to the
+/// new answer handed to the transport, in seconds.
+pub const WAKE_TO_ANSWER: &str = "graphql_live_wake_to_answer_seconds";
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "graphql_live_connections",
+        "Open live connections, by transport (ws, ws_legacy, sse, multipart)."
+    );
+    describe_gauge!(
+        "graphql_live_subscriptions",
+        "Running subscriptions, by transport."
+    );
+    describe_counter!(
+        "graphql_live_events_total",
+        "Live answers sent, by transport."
+    );
+    describe_counter!(
+        "graphql_live_answers_skipped_total",
+        "Live answers not sent because they equal the last one sent."
+    );
+    describe_counter!(
+        "graphql_live_subscriptions_ended_total",
+        "Subscriptions ended, by reason."
+    );
+    describe_histogram!(
+        WAKE_TO_ANSWER,
+        metrics::Unit::Seconds,
+        "From a change reaching this instance to the new live answer."
+    );
+}
+
 /// The live-update settings.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveSettings {
@@ -96,6 +129,7 @@ impl Drop for SubscriptionSlot {
 
 impl Live {
     pub fn new(settings: LiveSettings) -> Arc<Self> {
+        describe();
         Arc::new(Self {
             feed: Arc::new(ChangeFeed::default()),
             runs: shared::Runs::default(),

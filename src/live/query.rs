@@ -46,6 +46,8 @@ pub struct LiveQuery {
     /// a query may ask for it again.
     run: Option<Arc<Run>>,
     started: bool,
+    /// When the change being answered woke this query.
+    woke_at: Option<std::time::Instant>,
     /// The last run found the database unavailable: run again shortly
     /// rather than end the subscription over an outage.
     retry: bool,
@@ -115,6 +117,7 @@ impl LiveQuery {
             playlist_key,
             last: None,
             started: false,
+            woke_at: None,
             retry: false,
             done: false,
         })
@@ -143,6 +146,7 @@ impl LiveQuery {
                     woke = changed(&mut self.own) => if woke.is_err() { self.own = None },
                     woke = changed(&mut self.featured) => if woke.is_err() { self.featured = None },
                 }
+                self.woke_at.get_or_insert_with(std::time::Instant::now);
             }
             self.started = true;
             let mut response = match self.shared_run().await {
@@ -180,6 +184,9 @@ impl LiveQuery {
                 continue;
             }
             self.last = Some(response.data.clone());
+            if let Some(woke_at) = self.woke_at.take() {
+                metrics::histogram!(super::WAKE_TO_ANSWER).record(woke_at.elapsed().as_secs_f64());
+            }
             return Some(Ok(response));
         }
     }

@@ -136,6 +136,23 @@ async fn a_subscription_to_me_sees_mutations_made_over_http(app: TestApp) {
     let third = client.next_payload().await;
     assert_eq!(third["data"]["me"]["favGenre"], "jazz", "{third}");
     assert_eq!(third["data"]["me"]["songs"]["nodes"][0]["name"], "So What");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "graphql_live_connections",
+        "graphql_live_events_total",
+        "graphql_live_answers_skipped_total",
+        "graphql_live_wake_to_answer_seconds",
+    ] {
+        assert!(metrics.contains(name), "/metrics has no {name}");
+    }
 }
 
 async fn a_query_runs_over_the_socket(app: TestApp) {
