@@ -175,7 +175,8 @@ impl App {
             .compiled_queries
             .then(|| Arc::new(CompiledQueries::new(DOCUMENT_CACHE_CAPACITY)));
         let live = live::Live::new(config.live);
-        live.feed.start(db.clone(), config.live.poll);
+        live.feed
+            .start(db.clone(), &config.database_url, config.live.poll);
         let state = AppState {
             live,
             deadline: Arc::new(RequestDeadline::new(config.request_timeout)),

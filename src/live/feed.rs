@@ -89,22 +89,25 @@ impl ChangeFeed {
         scopes.keys().cloned().collect()
     }
 
-    /// Starts what feeds `self` from `db`: the PostgreSQL listener, or the
-    /// SQLite poll every `poll`. Runs until the runtime stops.
-    pub fn start(self: &Arc<Self>, db: DatabaseConnection, poll: Duration) {
+    /// Starts what feeds `self` from `db` (at `url`): the PostgreSQL
+    /// listener, or the SQLite poll every `poll`. Runs until the runtime
+    /// stops.
+    pub fn start(self: &Arc<Self>, db: DatabaseConnection, url: &str, poll: Duration) {
         let feed = self.clone();
+        let url = url.to_owned();
         match db.get_database_backend() {
-            DatabaseBackend::Postgres => tokio::spawn(async move { feed.listen(db).await }),
+            DatabaseBackend::Postgres => tokio::spawn(async move { feed.listen(&url).await }),
             _ => tokio::spawn(async move { feed.poll(db, poll).await }),
         };
     }
 
-    async fn listen(self: Arc<Self>, db: DatabaseConnection) {
+    async fn listen(self: Arc<Self>, url: &str) {
         use sea_orm::sqlx::postgres::PgListener;
-        let pool = db.get_postgres_connection_pool().clone();
         let mut first = true;
         loop {
-            let mut listener = match PgListener::connect_with(&pool).await {
+            // A connection of its own, outside the pool: held for good, it
+            // would take a pool slot from every request.
+            let mut listener = match PgListener::connect(url).await {
                 Ok(listener) => listener,
                 Err(e) => {
                     tracing::warn!(error = %e, "live updates: cannot connect the listener; retrying");
