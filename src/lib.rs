@@ -15,6 +15,7 @@ pub mod error;
 pub mod error_code;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod music;
 pub mod profile;
 pub mod shutdown;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub compiled: Option<Arc<CompiledQueries>>,
     /// Every request's deadline, and the requests it stopped.
     pub deadline: Arc<RequestDeadline>,
+    /// Live updates: the change feed, open connections, their limits.
+    pub live: Arc<live::Live>,
 }
 
 /// The built application: its state and its router.
@@ -172,7 +175,11 @@ impl App {
         let compiled = config
             .compiled_queries
             .then(|| Arc::new(CompiledQueries::new(DOCUMENT_CACHE_CAPACITY)));
+        let live = live::Live::new(config.live);
+        live.feed
+            .start(db.clone(), &config.database_url, config.live.poll);
         let state = AppState {
+            live,
             deadline: Arc::new(RequestDeadline::new(config.request_timeout)),
             schema,
             pipeline,
@@ -203,9 +210,14 @@ impl App {
     ) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+        let live = self.state.live.clone();
+        let draining = live.clone();
         let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
+                // Upgraded connections are not the server's any more: tell
+                // them, so their clients reconnect to another instance.
+                live.close_all();
                 let _ = signalled.send(true);
             })
             .into_future();
@@ -214,7 +226,14 @@ impl App {
             result = &mut server => return result.context("the HTTP server failed"),
             _ = on_signal.wait_for(|signalled| *signalled) => {}
         }
-        match tokio::time::timeout(grace, server).await {
+        // The server does not wait for upgraded connections: wait here for
+        // the live ones to send their close frames.
+        let stopped = async move {
+            let result = server.await;
+            draining.drained().await;
+            result
+        };
+        match tokio::time::timeout(grace, stopped).await {
             Ok(result) => result.context("the HTTP server failed"),
             Err(_) => {
                 // A client that keeps a request open (or a slow one) must

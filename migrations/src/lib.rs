@@ -12,6 +12,9 @@ mod m20261201_000003_shared_state;
 mod m20261202_000001_data_versions;
 mod m20261202_000004_auth0_updated_at;
 mod m20261202_000005_account_deletion;
+mod m20261207_000001_live_notify;
+
+pub use m20261207_000001_live_notify::CHANNEL as DATA_VERSIONS_CHANNEL;
 
 /// Runs this crate's migrations in order.
 pub struct Migrator;
@@ -26,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_data_versions::Migration),
             Box::new(m20261202_000004_auth0_updated_at::Migration),
             Box::new(m20261202_000005_account_deletion::Migration),
+            Box::new(m20261207_000001_live_notify::Migration),
         ]
     }
 }

@@ -16,10 +16,11 @@ mod order;
 mod plan;
 mod query;
 mod scalars;
+mod subscription;
 mod trusted;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 pub use compiled::{Answer, CompiledQueries};
 pub use context::{Limits, RequestContext, Services};
@@ -34,10 +35,11 @@ pub use operation::{check_required_variables, choose_operation};
 pub use order::{Shape, for_executor, sort_errors};
 pub use query::QueryRoot;
 pub use scalars::Timestamp;
+pub use subscription::SubscriptionRoot;
 pub use trusted::{TrustedDocuments, is_sha256_hex, sha256_hex};
 
 /// The gateway's schema type.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Deepest query accepted. GraphiQL's introspection query is 13 levels deep.
 pub const MAX_DEPTH: usize = 16;
@@ -50,8 +52,8 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// The schema with its limits and no data; `build` adds the services.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(10)

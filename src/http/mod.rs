@@ -12,10 +12,13 @@ mod pipeline;
 mod refusal;
 pub mod response_cache;
 mod routes;
+mod streaming;
+mod ws;
 
 pub use auth::{InvalidToken, MaybePrincipal};
 pub use deadline::RequestDeadline;
 pub use pipeline::apq::ApqStore;
 pub use pipeline::csrf::CsrfPrevention;
 pub use pipeline::{ExecuteState, PipelineState};
+pub(crate) use refusal::set_default_code;
 pub use routes::router;

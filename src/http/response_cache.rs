@@ -441,7 +441,10 @@ fn cacheable_caller(principal: &Principal) -> bool {
 /// For a query the cache takes, whether it reads the featured scope; `None`
 /// for anything else (a mutation, introspection, an operation that cannot
 /// be chosen: those run as usual and report their own errors).
-fn featured_read(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<bool> {
+pub(crate) fn featured_read(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<bool> {
     let operation: &OperationDefinition = match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), None) => &op.node,
         (DocumentOperations::Multiple(ops), Some(name)) => &ops.get(name)?.node,

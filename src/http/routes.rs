@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{FromRef, Query, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    extract::{FromRef, FromRequestParts, Query, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
     routing::get,
@@ -17,9 +17,8 @@ use tower_http::{
 };
 
 use super::{
-    ExecuteState,
-    auth::{InvalidToken, MaybePrincipal},
-    auth0_hooks, body_limit, deadline, graphiql, graphql,
+    ExecuteState, auth::MaybePrincipal, auth0_hooks, body_limit, deadline, graphiql, graphql,
+    streaming, ws,
 };
 use crate::error::ErrorCode;
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
@@ -45,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         ))
     };
     let graphql_routes = body_limit::limit(
-        deadline(Router::new().route("/graphql", get(graphql_get).post(graphql::post))),
+        deadline(Router::new().route("/graphql", get(graphql_get).post(graphql_post))),
         max_body,
         graphql::too_large,
     );
@@ -99,13 +98,39 @@ fn cors_layer(origins: &CorsOrigins, csrf_headers: &[header::HeaderName]) -> Cor
     }
 }
 
-/// A browser opening `/graphql` gets GraphiQL; anything else is a query.
-async fn graphql_get(
+/// A POST asking for a stream (SSE, Apollo's multipart) gets one; any
+/// other is a query or mutation.
+async fn graphql_post(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    principal: Result<MaybePrincipal, InvalidToken>,
+    headers: axum::http::HeaderMap,
+    principal: Result<MaybePrincipal, super::auth::InvalidToken>,
+    body: axum::body::Body,
 ) -> Response {
+    match streaming::Framing::of(&headers) {
+        Some(framing) => streaming::post(state, headers, principal, body, framing).await,
+        None => {
+            let execution = ExecuteState::from_ref(&state);
+            graphql::post(
+                State(state.pipeline.clone()),
+                State(execution),
+                headers,
+                principal,
+                body,
+            )
+            .await
+        }
+    }
+}
+
+/// A browser opening `/graphql` gets GraphiQL, a WebSocket upgrade the
+/// live transport; anything else is a query.
+async fn graphql_get(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    if ws::is_upgrade(request.headers()) {
+        return ws::upgrade(state, request).await;
+    }
+    let (mut parts, _) = request.into_parts();
+    let principal = MaybePrincipal::from_request_parts(&mut parts, &state).await;
+    let (headers, uri) = (parts.headers, parts.uri);
     if graphql::is_navigation(&headers, &uri) {
         return graphiql::page(State(state)).await;
     }

@@ -22,6 +22,7 @@ mod hostile;
 mod http;
 mod inputs;
 mod instances;
+mod live;
 mod me;
 mod migrations;
 mod mutations;

@@ -19,14 +19,14 @@ use crate::helpers::{Backend, TestApp};
 
 /// A PostgreSQL server of the test's own, which it may stop and start: the
 /// suite's shared server must stay up for the other tests.
-struct OwnPostgres {
+pub(crate) struct OwnPostgres {
     bin: PathBuf,
     dir: TempDir,
     port: u16,
 }
 
 impl OwnPostgres {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = PathBuf::from(std::env::var("PG_BIN").expect(
             "PG_BIN is not set: run the suite with scripts/test, which finds PostgreSQL's binaries",
         ));
@@ -90,7 +90,7 @@ impl OwnPostgres {
         );
     }
 
-    fn up(&self) {
+    pub(crate) fn up(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -113,11 +113,11 @@ impl OwnPostgres {
     }
 
     /// Stops the server at once, as a crash or a failover would.
-    fn down(&self) {
+    pub(crate) fn down(&self) {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }

@@ -117,6 +117,12 @@ pub enum Transport {
     Get,
     /// `POST /graphql` with a JSON body.
     Post,
+    /// A WebSocket on `/graphql`: every kind of operation.
+    WebSocket,
+    /// A POST answered with Server-Sent Events.
+    Sse,
+    /// A POST answered with Apollo's multipart subscription stream.
+    Multipart,
 }
 
 /// A request past every refusal, with its document parsed and checked and

@@ -61,7 +61,16 @@ fn transport_allows(transport: Transport, kind: OperationType) -> Result<(), Ref
             refusal.allow_post = true;
             Err(refusal)
         }
-        Transport::Get | Transport::Post => Ok(()),
+        Transport::Post if kind == OperationType::Subscription => Err(Refusal::request_error(
+            ErrorCode::BadRequest,
+            "a subscription needs a live transport: a WebSocket (graphql-transport-ws) to \
+             /graphql, GraphQL over SSE, or a POST accepting multipart/mixed",
+        )),
+        Transport::Get
+        | Transport::Post
+        | Transport::WebSocket
+        | Transport::Sse
+        | Transport::Multipart => Ok(()),
     }
 }
 
