@@ -17,7 +17,7 @@ use crate::{
     cli::{Running, gateway, start_gateway},
     fake_auth0::FakeAuth0,
     for_both_backends,
-    helpers::{Backend, TestApp, fresh_database},
+    helpers::{Backend, TestApp, eventually, fresh_database},
 };
 
 /// Starts `count` gateways at the same moment, each with its own data
@@ -476,14 +476,12 @@ async fn one_users_failing_change_holds_back_no_other_user(backend: Backend) {
 
     // Once Auth0 takes Alice's changes, they arrive in the order committed.
     fake.fail_patches_of("auth0|alice", None);
-    let started = Instant::now();
-    while count(&gateway.state.db, "SELECT count(*) AS n FROM outbox").await > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "alice's changes never reached Auth0"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "alice's changes to reach Auth0",
+        async || count(&gateway.state.db, "SELECT count(*) AS n FROM outbox").await == 0,
+    )
+    .await;
     let alice: Vec<Value> = fake
         .served()
         .into_iter()
