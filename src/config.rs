@@ -4,13 +4,18 @@
 //! / `LISTEN_ADDR`). Values are parsed into types here, so a bad value stops the
 //! process with one line naming the setting instead of failing on a request.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{
-    graphql::{GuardLimits, QueryLimits, TrustedDocuments},
-    http::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS},
+#[cfg(test)]
+mod readme;
+mod stages;
+
+pub use self::stages::{
+    CompiledSettings, CsrfPrevention, CsrfSettings, DEFAULT_REQUIRED_HEADERS, DocumentSettings,
+    GuardLimits, GuardSettings, LimitSettings, OperationSettings, QueryLimits,
+    ResponseCacheSettings, TrustedSettings,
 };
 
 /// Where the profile (user_metadata, app_metadata) is authoritative.
@@ -257,62 +262,20 @@ pub struct Settings {
     /// open the page can act as the demo user.
     #[arg(long, env = "GRAPHIQL_DEMO_TOKEN", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphiql_demo_token: Option<bool>,
-    /// Automatic persisted queries (Apollo's APQ): `true` or `false`.
-    #[arg(long, env = "APQ", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
-    pub apq: bool,
-    /// Bytes of query text the APQ store keeps in memory, per process.
-    #[arg(long, env = "APQ_CACHE_BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..=1024 * 1024 * 1024), global = true)]
-    pub apq_cache_bytes: u64,
-    /// A manifest of trusted documents (graphql-codegen's
-    /// persisted-documents.json or Apollo's persisted-query-manifest.json):
-    /// when set, only its documents run.
-    #[arg(long, env = "TRUSTED_DOCUMENTS", global = true)]
-    pub trusted_documents: Option<PathBuf>,
-    /// Tokens with `write:app_metadata` may run documents outside the manifest.
-    #[arg(long, env = "TRUSTED_DOCUMENTS_ALLOW_ADMIN", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
-    pub trusted_documents_allow_admin: bool,
-    /// Trusted documents must be sent by id, never as text.
-    #[arg(long, env = "TRUSTED_DOCUMENTS_REQUIRE_ID", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
-    pub trusted_documents_require_id: bool,
-    /// Refuse GraphQL requests a browser could send cross-site without a
-    /// CORS preflight, unless they carry one of CSRF_REQUIRED_HEADERS.
-    #[arg(long, env = "CSRF_PREVENTION", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
-    pub csrf_prevention: bool,
-    /// Comma-separated headers, any of which lets such a request through.
-    #[arg(long, env = "CSRF_REQUIRED_HEADERS", default_value = DEFAULT_REQUIRED_HEADERS, global = true)]
-    pub csrf_required_headers: String,
-    /// Most aliased fields in one operation.
-    #[arg(long, env = "MAX_ALIASES", default_value_t = QueryLimits::default().max_aliases, value_parser = clap::value_parser!(u64).range(0..=1_000_000), global = true)]
-    pub max_aliases: u64,
-    /// Most fields at the root of one operation.
-    #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = QueryLimits::default().max_root_fields, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
-    pub max_root_fields: u64,
-    /// Largest estimated cost of one operation: each field counts once per
-    /// item of every list above it (`first`, or the default page size).
-    #[arg(long, env = "MAX_QUERY_COST", default_value_t = QueryLimits::default().max_cost, value_parser = clap::value_parser!(u64).range(1..), global = true)]
-    pub max_query_cost: u64,
-    /// Deepest nesting of brackets (`{`, `[`, `(`) in a document or a JSON
-    /// body, checked before anything parses it.
-    #[arg(long, env = "MAX_NESTING", default_value_t = GuardLimits::default().max_nesting, value_parser = clap::value_parser!(u64).range(4..=256), global = true)]
-    pub max_nesting: u64,
-    /// Longest chain of fragment spreads (a fragment spreading a fragment).
-    #[arg(long, env = "MAX_FRAGMENT_DEPTH", default_value_t = GuardLimits::default().max_fragment_depth, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
-    pub max_fragment_depth: u64,
-    /// Most selections of an operation or a fragment, with every fragment
-    /// spread expanded.
-    #[arg(long, env = "MAX_SELECTIONS", default_value_t = GuardLimits::default().max_selections, value_parser = clap::value_parser!(u64).range(10..=1_000_000), global = true)]
-    pub max_selections: u64,
-    /// Answer introspection queries (`__schema`, `__type`): `true` or `false`.
-    #[arg(long, env = "INTROSPECTION", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
-    pub introspection: bool,
-    /// Memory, in bytes, for cached GraphQL answers (per instance); `0`
-    /// turns the response cache, and with it ETags, off.
-    #[arg(long, env = "RESPONSE_CACHE_MAX_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
-    pub response_cache_max_bytes: u64,
-    /// Answer `me` queries with a compiled plan, without async-graphql's
-    /// executor (the same bytes, less CPU): `true` or `false`.
-    #[arg(long, env = "COMPILED_QUERIES", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
-    pub compiled_queries: bool,
+    #[command(flatten)]
+    pub documents: DocumentSettings,
+    #[command(flatten)]
+    pub csrf: CsrfSettings,
+    #[command(flatten)]
+    pub limits: LimitSettings,
+    #[command(flatten)]
+    pub guard: GuardSettings,
+    #[command(flatten)]
+    pub operation: OperationSettings,
+    #[command(flatten)]
+    pub response_cache: ResponseCacheSettings,
+    #[command(flatten)]
+    pub compiled: CompiledSettings,
     /// Log lines as `text` or `json` (one object a line, for a log collector).
     #[arg(
         long,
@@ -335,7 +298,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+    /// `setting` is wrong for `reason`.
+    pub fn new(setting: &'static str, reason: impl Into<String>) -> Self {
         Self {
             setting,
             reason: reason.into(),
@@ -382,8 +346,9 @@ pub struct Config {
     pub auth0: Option<Auth0Config>,
     /// Bytes of the APQ store; `None`: APQ is off.
     pub apq_cache_bytes: Option<usize>,
-    /// The loaded manifest, when only trusted documents may run.
-    pub trusted_documents: Option<Arc<TrustedDocuments>>,
+    /// The manifest, when only trusted documents may run (loaded by the
+    /// document stage at start-up).
+    pub trusted_documents: Option<TrustedSettings>,
     /// CSRF prevention; `None`: off.
     pub csrf: Option<CsrfPrevention>,
     /// Limits on aliases, root fields and cost.
@@ -518,23 +483,8 @@ impl Settings {
             ),
         };
         let cors = parse_cors(&self.cors_allowed_origins)?;
-        let trusted_documents = match &self.trusted_documents {
-            None => None,
-            Some(path) => {
-                let mut documents = TrustedDocuments::load(path)
-                    .map_err(|e| ConfigError::new("TRUSTED_DOCUMENTS", e))?;
-                documents.allow_admin = self.trusted_documents_allow_admin;
-                documents.require_id = self.trusted_documents_require_id;
-                Some(Arc::new(documents))
-            }
-        };
-        let csrf = if self.csrf_prevention {
-            Some(CsrfPrevention::new(parse_header_names(
-                &self.csrf_required_headers,
-            )?))
-        } else {
-            None
-        };
+        let trusted_documents = self.documents.trusted_documents();
+        let csrf = self.csrf.validate()?;
         Ok(Config {
             data_dir: self.data_dir,
             database_url,
@@ -560,25 +510,16 @@ impl Settings {
             graphiql_demo_token: self
                 .graphiql_demo_token
                 .unwrap_or_else(|| self.listen_addr.ip().is_loopback()),
-            response_cache_max_bytes: self.response_cache_max_bytes,
-            compiled_queries: self.compiled_queries,
+            response_cache_max_bytes: self.response_cache.response_cache_max_bytes,
+            compiled_queries: self.compiled.compiled_queries,
             log_format: self.log_format,
             auth0,
-            // The range check above keeps this well inside usize.
-            apq_cache_bytes: self.apq.then_some(self.apq_cache_bytes as usize),
+            apq_cache_bytes: self.documents.apq_cache_bytes(),
             trusted_documents,
             csrf,
-            query_limits: QueryLimits {
-                max_aliases: self.max_aliases,
-                max_root_fields: self.max_root_fields,
-                max_cost: self.max_query_cost,
-            },
-            guard_limits: GuardLimits {
-                max_nesting: self.max_nesting,
-                max_fragment_depth: self.max_fragment_depth,
-                max_selections: self.max_selections,
-            },
-            introspection: self.introspection,
+            query_limits: self.limits.query_limits(),
+            guard_limits: self.guard.guard_limits(),
+            introspection: self.operation.introspection,
         })
     }
 
@@ -690,31 +631,6 @@ fn parse_auth0_domain(raw: &str) -> Result<String, ConfigError> {
         return Err(invalid());
     }
     Ok(format!("{scheme}://{host}"))
-}
-
-fn parse_header_names(raw: &str) -> Result<Vec<axum::http::HeaderName>, ConfigError> {
-    let names: Vec<&str> = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    if names.is_empty() {
-        return Err(ConfigError::new(
-            "CSRF_REQUIRED_HEADERS",
-            "must name at least one header (turn the check off with CSRF_PREVENTION=false)",
-        ));
-    }
-    names
-        .into_iter()
-        .map(|name| {
-            axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
-                ConfigError::new(
-                    "CSRF_REQUIRED_HEADERS",
-                    format!("`{name}` is not a header name"),
-                )
-            })
-        })
-        .collect()
 }
 
 fn parse_cors(raw: &str) -> Result<CorsOrigins, ConfigError> {
@@ -929,8 +845,22 @@ mod tests {
         );
         let err = settings(&["--csrf-required-headers", " , "]).unwrap_err();
         assert!(err.contains("CSRF_REQUIRED_HEADERS"), "{err}");
-        let err = settings(&["--trusted-documents", "/nonexistent/manifest.json"]).unwrap_err();
-        assert!(err.contains("TRUSTED_DOCUMENTS"), "{err}");
+        // Read at start-up by the document stage, which tests a missing one.
+        let config = settings(&[
+            "--trusted-documents",
+            "/nonexistent/manifest.json",
+            "--trusted-documents-require-id",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.trusted_documents,
+            Some(TrustedSettings {
+                path: "/nonexistent/manifest.json".into(),
+                allow_admin: false,
+                require_id: true,
+            })
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+pub use crate::error_code::ErrorCode;
+
 /// An error of the request path.
 pub enum AppError {
     /// No valid access token came with a request that needs one.
@@ -51,15 +53,15 @@ impl AppError {
     }
 
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unauthenticated | Self::AccountDeleted => "UNAUTHENTICATED",
-            Self::Forbidden(_) => "FORBIDDEN",
-            Self::NotFound(_) => "NOT_FOUND",
-            Self::BadInput(_) => "BAD_USER_INPUT",
-            Self::Upstream(_) => "UPSTREAM_UNAVAILABLE",
-            Self::Conflict { .. } => "CONFLICT",
-            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Self::Unauthenticated | Self::AccountDeleted => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::BadInput(_) => ErrorCode::BadUserInput,
+            Self::Upstream(_) => ErrorCode::UpstreamUnavailable,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
 

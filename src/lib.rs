@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod entity;
 pub mod error;
+pub mod error_code;
 pub mod graphql;
 pub mod http;
 pub mod music;
@@ -31,8 +32,8 @@ use crate::{
     auth0::ManagementClient,
     config::{Config, Secret},
     db::StatementCounter,
-    graphql::{AppSchema, CompiledQueries, DocumentCache, Limits, QueryLimiter, Services},
-    http::{ApqStore, RequestDeadline, response_cache::ResponseCache},
+    graphql::{AppSchema, CompiledQueries, Limits, Services},
+    http::{PipelineState, RequestDeadline, response_cache::ResponseCache},
     music::MusicService,
     profile::{Auth0Mirror, ProfileService, Workers},
 };
@@ -51,12 +52,9 @@ pub struct AppState {
     /// The local issuer, in the local identity mode.
     pub issuer: Option<LocalIssuer>,
     pub statements: StatementCounter,
-    /// Parsed query documents, by query text.
-    pub documents: Arc<DocumentCache>,
-    /// Automatic persisted queries, by hash; `None` when APQ is off.
-    pub apq: Option<Arc<ApqStore>>,
-    /// The cost limits, with the schema's shape.
-    pub limiter: Arc<QueryLimiter>,
+    /// What the stages before execution read (APQ, trusted documents, the
+    /// limits, parsed documents, their settings).
+    pub pipeline: PipelineState,
     /// The auth0 mode's background workers (refresh queue, outbox).
     pub workers: Option<Arc<Workers>>,
     /// Answers to queries, checked against the database's data versions;
@@ -79,6 +77,13 @@ impl App {
     /// the schema and router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         telemetry::install();
+        let limits = Limits {
+            default_page_size: config.default_page_size,
+            max_page_size: config.max_page_size,
+        };
+        // First, so a manifest that cannot be read stops start-up before
+        // the database is touched.
+        let pipeline = PipelineState::new(&config, limits, DOCUMENT_CACHE_CAPACITY)?;
         let (db, statements) = db::connect(
             &config.database_url,
             config.db_max_connections,
@@ -146,12 +151,8 @@ impl App {
         let services = Services {
             music: MusicService::new(db.clone(), profiles.clone()),
             profiles,
-            limits: Limits {
-                default_page_size: config.default_page_size,
-                max_page_size: config.max_page_size,
-            },
+            limits,
         };
-        let limiter = QueryLimiter::new(&graphql::sdl(), config.query_limits, services.limits);
         let schema = graphql::build(services.clone(), config.introspection);
         // Instances of one build and settings tag one answer alike.
         let fingerprint = format!(
@@ -174,17 +175,13 @@ impl App {
         let state = AppState {
             deadline: Arc::new(RequestDeadline::new(config.request_timeout)),
             schema,
-            apq: config
-                .apq_cache_bytes
-                .map(|bytes| Arc::new(ApqStore::new(bytes))),
-            limiter: Arc::new(limiter),
+            pipeline,
             services,
             config: Arc::new(config),
             db,
             verifier: Arc::new(verifier),
             issuer,
             statements,
-            documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_CAPACITY)),
             workers: workers.map(Arc::new),
             response_cache,
             compiled,

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use music_gateway::{
     App,
-    config::{Cli, Command, Config, IdentityMode, LogFormat, TokenArgs},
+    config::{Cli, Command, Config, ConfigError, IdentityMode, LogFormat, TokenArgs},
     db, demo, graphql, local_issuer, shutdown, telemetry,
 };
 
@@ -133,7 +133,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("music-gateway: {e:#}");
-            ExitCode::FAILURE
+            // A setting found wrong at start-up (a stage reading its file)
+            // exits as one found wrong while parsing.
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -173,12 +173,26 @@ pub struct ReferenceArgs {
     /// Size of the database connection pool (the gateway's DB_MAX_CONNECTIONS).
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
+    /// The PostgreSQL client: sqlx (the gateway's, through SeaORM) or
+    /// tokio-postgres (with a deadpool pool), the fastest we know.
+    #[arg(long, value_enum, default_value_t = Driver::Sqlx)]
+    pub driver: Driver,
+}
+
+/// The reference's database client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    Sqlx,
+    TokioPostgres,
 }
 
 /// `music-gateway-bench reference`: serves until SIGINT or SIGTERM.
 pub async fn main(args: ReferenceArgs) -> anyhow::Result<()> {
     let keys = fetch_keys(&args.jwks_url).await?;
-    let db = Db::connect(&args.database_url, args.pool_size).await?;
+    let db = match args.driver {
+        Driver::Sqlx => Db::connect(&args.database_url, args.pool_size).await?,
+        Driver::TokioPostgres => Db::connect_tokio_postgres(&args.database_url, args.pool_size)?,
+    };
     let state = Arc::new(Reference {
         keys,
         validation: validation(&args.issuer, &args.audience),
@@ -255,6 +269,13 @@ enum Db {
         /// prepares and caches a statement per connection by its text).
         statements: [&'static str; 2],
     },
+    /// tokio-postgres: the same statements, prepared once per connection
+    /// (deadpool's statement cache) and bound as typed binary parameters;
+    /// the row's text is written without a copy.
+    TokioPostgres {
+        pool: deadpool_postgres::Pool,
+        statements: [String; 2],
+    },
 }
 
 impl Db {
@@ -281,6 +302,32 @@ impl Db {
         })
     }
 
+    /// A deadpool of `pool_size` tokio-postgres connections, without TLS
+    /// (the gateway's is a plain connection too). Connections open on first
+    /// use; the warm-up opens them before any measured run.
+    fn connect_tokio_postgres(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .with_context(|| format!("{url} is not a PostgreSQL URL"))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                // A connection handed back is used again without a query
+                // to check it, as sqlx's pool does.
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(pool_size as usize)
+            .build()
+            .context("cannot build the tokio-postgres pool")?;
+        Ok(Self::TokioPostgres {
+            pool,
+            statements: [postgres_me(false), postgres_me(true)],
+        })
+    }
+
     /// Writes `{"data":{"me":…}}` for `user_id` into `out`; `false` when
     /// there is no such user.
     async fn me(
@@ -289,7 +336,7 @@ impl Db {
         fields: Fields,
         pages: Pages,
         out: &mut Vec<u8>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> anyhow::Result<bool> {
         match self {
             Db::Sqlite(pool) => {
                 let sql = sqlite_me(fields, pages);
@@ -321,32 +368,56 @@ impl Db {
                 me.write(fields, out);
                 Ok(true)
             }
+            Db::TokioPostgres { pool, statements } => {
+                let client = pool.get().await?;
+                let statement = client
+                    .prepare_cached(&statements[usize::from(fields.song_artist)])
+                    .await?;
+                let row = client
+                    .query_opt(
+                        &statement,
+                        &[
+                            &user_id,
+                            &pages.songs,
+                            &pages.playlists,
+                            &pages.playlist_songs,
+                        ],
+                    )
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(false);
+                };
+                MeRow::decode_pg(&row, fields.song_artist)?.write(fields, out);
+                Ok(true)
+            }
         }
     }
 }
 
-/// The PostgreSQL row of [`postgres_me`], decoded. An empty page's
-/// `array_agg` is NULL, hence the `Option`s.
+/// The PostgreSQL row of [`postgres_me`], decoded: its strings owned
+/// (`String`, sqlx) or borrowed from the row (`&str`, tokio-postgres, which
+/// decodes arrays of text without a copy). An empty page's `array_agg` is
+/// NULL, hence the `Option`s.
 #[derive(Debug, Default)]
-struct MeRow {
-    id: String,
-    display_name: String,
-    roles: Vec<String>,
-    fav_genre: Option<String>,
+struct MeRow<S> {
+    id: S,
+    display_name: S,
+    roles: Vec<S>,
+    fav_genre: Option<S>,
     song_ids: Vec<i64>,
-    song_names: Vec<String>,
-    song_artists: Vec<Option<String>>,
+    song_names: Vec<S>,
+    song_artists: Vec<Option<S>>,
     playlist_ids: Vec<i64>,
-    playlist_names: Vec<String>,
+    playlist_names: Vec<S>,
     playlist_plays: Vec<i64>,
     /// The playlists' songs, sorted by playlist (the page's order), then
     /// position.
     item_playlists: Vec<i64>,
     item_ids: Vec<i64>,
-    item_names: Vec<String>,
+    item_names: Vec<S>,
 }
 
-impl MeRow {
+impl MeRow<String> {
     fn decode(row: &PgRow, artist: bool) -> Result<Self, sqlx::Error> {
         fn list<'r, T>(row: &'r PgRow, i: usize) -> Result<Vec<T>, sqlx::Error>
         where
@@ -373,28 +444,64 @@ impl MeRow {
             item_names: list(row, 11 + a)?,
         })
     }
+}
 
+impl<'r> MeRow<&'r str> {
+    /// The same row through tokio-postgres, its text borrowed from the row.
+    fn decode_pg(
+        row: &'r tokio_postgres::Row,
+        artist: bool,
+    ) -> Result<Self, tokio_postgres::Error> {
+        fn list<'r, T>(
+            row: &'r tokio_postgres::Row,
+            i: usize,
+        ) -> Result<Vec<T>, tokio_postgres::Error>
+        where
+            Vec<T>: tokio_postgres::types::FromSql<'r>,
+        {
+            Ok(row.try_get::<_, Option<Vec<T>>>(i)?.unwrap_or_default())
+        }
+        let a = usize::from(artist);
+        Ok(Self {
+            id: row.try_get(0)?,
+            display_name: row.try_get(1)?,
+            roles: row.try_get(2)?,
+            fav_genre: row.try_get(3)?,
+            song_ids: list(row, 4)?,
+            song_names: list(row, 5)?,
+            song_artists: if artist { list(row, 6)? } else { Vec::new() },
+            playlist_ids: list(row, 6 + a)?,
+            playlist_names: list(row, 7 + a)?,
+            playlist_plays: list(row, 8 + a)?,
+            item_playlists: list(row, 9 + a)?,
+            item_ids: list(row, 10 + a)?,
+            item_names: list(row, 11 + a)?,
+        })
+    }
+}
+
+impl<S: AsRef<str>> MeRow<S> {
     /// `{"data":{"me":…}}`, keys in the query's order, as the gateway
     /// writes them (ids as strings, no whitespace).
     fn write(&self, fields: Fields, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"data\":{\"me\":{");
         if fields.me_id {
             out.extend_from_slice(b"\"id\":");
-            json_str(out, &self.id);
+            json_str(out, self.id.as_ref());
             out.push(b',');
         }
         out.extend_from_slice(b"\"displayName\":");
-        json_str(out, &self.display_name);
+        json_str(out, self.display_name.as_ref());
         out.extend_from_slice(b",\"roles\":[");
         for (i, role) in self.roles.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            json_str(out, role);
+            json_str(out, role.as_ref());
         }
         out.extend_from_slice(b"],\"favGenre\":");
         match &self.fav_genre {
-            Some(genre) => json_str(out, genre),
+            Some(genre) => json_str(out, genre.as_ref()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"songs\":{\"nodes\":[");
@@ -402,11 +509,11 @@ impl MeRow {
             if i > 0 {
                 out.push(b',');
             }
-            node_start(out, *id, name);
+            node_start(out, *id, name.as_ref());
             if fields.song_artist {
                 out.extend_from_slice(b",\"artist\":");
-                match self.song_artists.get(i).and_then(Option::as_deref) {
-                    Some(artist) => json_str(out, artist),
+                match self.song_artists.get(i).and_then(Option::as_ref) {
+                    Some(artist) => json_str(out, artist.as_ref()),
                     None => out.extend_from_slice(b"null"),
                 }
             }
@@ -423,7 +530,7 @@ impl MeRow {
             if i > 0 {
                 out.push(b',');
             }
-            node_start(out, id, name);
+            node_start(out, id, name.as_ref());
             let _ = write!(out, ",\"plays\":{plays},\"songs\":{{\"nodes\":[");
             // Items of earlier playlists are all consumed; the ones for
             // this playlist follow, in position order.
@@ -433,7 +540,7 @@ impl MeRow {
                     out.push(b',');
                 }
                 first = false;
-                node_start(out, self.item_ids[item], &self.item_names[item]);
+                node_start(out, self.item_ids[item], self.item_names[item].as_ref());
                 out.push(b'}');
                 item += 1;
             }
@@ -582,7 +689,7 @@ async fn graphql(State(state): State<Arc<Reference>>, headers: HeaderMap, body: 
         Ok(true) => ([(header::CONTENT_TYPE, "application/json")], out).into_response(),
         Ok(false) => error(StatusCode::OK, "NOT_FOUND", "no such user"),
         Err(e) => {
-            eprintln!("reference: query failed: {e}");
+            eprintln!("reference: query failed: {e:#}");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_SERVER_ERROR",
@@ -649,7 +756,7 @@ mod tests {
         );
     }
 
-    fn sample() -> MeRow {
+    fn sample() -> MeRow<String> {
         MeRow {
             id: "auth0|x".into(),
             display_name: "A \"quoted\"\nname é".into(),
@@ -734,7 +841,7 @@ mod tests {
         let mut out = Vec::new();
         MeRow {
             display_name: "user".into(),
-            ..MeRow::default()
+            ..MeRow::<String>::default()
         }
         .write(Fields::default(), &mut out);
         assert_eq!(

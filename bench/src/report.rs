@@ -221,6 +221,12 @@ pub struct Level {
     /// CPU per request of the reference and of the database (PostgreSQL).
     #[serde(default)]
     pub reference_cpu: CpuPerRequest,
+    /// The tokio-postgres reference under the same load (PostgreSQL
+    /// sessions): the same handler without sqlx's per-query cost.
+    #[serde(default)]
+    pub fast: Option<LoadResult>,
+    #[serde(default)]
+    pub fast_cpu: Option<CpuPerRequest>,
 }
 
 /// CPU time per request over a measured run, in milliseconds: utime +
@@ -250,6 +256,15 @@ impl Level {
     /// Gateway p99 / reference p99.
     pub fn p99_ratio(&self) -> f64 {
         ratio(self.gateway.p99_ms, self.reference.p99_ms)
+    }
+
+    /// Gateway throughput and p99 against the tokio-postgres reference's.
+    pub fn fast_ratios(&self) -> Option<(f64, f64)> {
+        let f = self.fast.as_ref()?;
+        Some((
+            ratio(self.gateway.rps, f.rps),
+            ratio(self.gateway.p99_ms, f.p99_ms),
+        ))
     }
 }
 
@@ -315,7 +330,9 @@ impl Session {
     /// Requests that failed, over the session.
     pub fn errors(&self) -> u64 {
         self.all_levels()
-            .map(|l| l.gateway.errors + l.reference.errors)
+            .map(|l| {
+                l.gateway.errors + l.reference.errors + l.fast.as_ref().map_or(0, |f| f.errors)
+            })
             .sum()
     }
 }
@@ -426,9 +443,11 @@ pub fn markdown(results: &Results) -> String {
                 l.gateway.errors + l.reference.errors
             );
         }
+        md.push('\n');
+        md.push_str(&fast_table(&s.levels, "gateway"));
         let _ = writeln!(
             md,
-            "\nPeak memory (VmHWM): gateway {:.1} MiB (largest RSS sampled under load {:.1} MiB); reference {:.1} MiB. \
+            "Peak memory (VmHWM): gateway {:.1} MiB (largest RSS sampled under load {:.1} MiB); reference {:.1} MiB. \
              Seeded {} rows in {:.1} s.\n",
             s.memory.gateway_peak_mib,
             s.memory.gateway_max_rss_mib,
@@ -451,6 +470,7 @@ pub fn markdown(results: &Results) -> String {
                 results.shape_query
             );
             md.push_str(&shape_table(&s.shape, "gateway"));
+            md.push_str(&fast_table(&s.shape, "gateway"));
             if !s.shape_cached.is_empty() {
                 let _ = writeln!(
                     md,
@@ -467,6 +487,7 @@ pub fn markdown(results: &Results) -> String {
                     )
                 );
                 md.push_str(&shape_table(&s.shape_cached, "gateway+cache"));
+                md.push_str(&fast_table(&s.shape_cached, "gateway+cache"));
             }
             let _ = writeln!(
                 md,
@@ -569,6 +590,51 @@ fn shape_table(levels: &[Level], gateway: &str) -> String {
             ms_or_dash(l.gateway_cpu.db_ms),
             ms_or_dash(l.reference_cpu.db_ms),
             l.gateway.errors + l.reference.errors
+        );
+    }
+    md.push('\n');
+    md
+}
+
+/// The same levels against the tokio-postgres reference, where it ran
+/// (PostgreSQL); empty otherwise.
+fn fast_table(levels: &[Level], gateway: &str) -> String {
+    let mut md = String::new();
+    if levels.iter().all(|l| l.fast.is_none()) {
+        return md;
+    }
+    let _ = writeln!(
+        md,
+        "Against the tokio-postgres reference (the same handler and statement on tokio-postgres and deadpool instead of sqlx):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| concurrency | {gateway} req/s | tokio-pg req/s | ratio | {gateway} p99 ms | tokio-pg p99 ms | p99 ratio | {gateway} CPU ms/req | tokio-pg CPU ms/req | {gateway} DB CPU ms/req | tokio-pg DB CPU ms/req | errors |"
+    );
+    let _ = writeln!(
+        md,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for l in levels {
+        let (Some(f), Some((rps, p99))) = (&l.fast, l.fast_ratios()) else {
+            continue;
+        };
+        let f_cpu = l.fast_cpu.unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+            l.concurrency,
+            l.gateway.rps,
+            f.rps,
+            rps,
+            l.gateway.p99_ms,
+            f.p99_ms,
+            p99,
+            ms_or_dash(l.gateway_cpu.process_ms),
+            ms_or_dash(f_cpu.process_ms),
+            ms_or_dash(l.gateway_cpu.db_ms),
+            ms_or_dash(f_cpu.db_ms),
+            l.gateway.errors + f.errors
         );
     }
     md.push('\n');
@@ -1098,6 +1164,8 @@ mod tests {
             fake_auth0_per_request: None,
             gateway_cpu: cpu(0.5, g_db),
             reference_cpu: cpu(0.3, r_db),
+            fast: None,
+            fast_cpu: None,
         }
     }
 

@@ -455,6 +455,7 @@ fn load_average() -> String {
 }
 
 /// A server under load.
+#[derive(Clone)]
 struct Server {
     name: &'static str,
     /// Its process, for its CPU time.
@@ -657,69 +658,88 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     std::fs::write(dir.join("rows-tokens.txt"), rows_tokens.join("\n"))?;
     std::fs::write(dir.join("shape-tokens.txt"), shape_tokens.join("\n"))?;
 
-    let reference_port = free_port()?;
-    let mut reference_srv = Server {
-        name: "reference",
-        pid: 0,
-        base: format!("http://127.0.0.1:{reference_port}"),
-        metrics: false,
+    let spawn_reference =
+        |name: &'static str, driver: &str| -> anyhow::Result<(ChildGuard, Server)> {
+            let port = free_port()?;
+            let mut command = Command::new(&ctx.self_exe);
+            command
+                .args(["reference", "--database-url", &url])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args([
+                    "--jwks-url",
+                    &jwks_url,
+                    "--issuer",
+                    &issuer,
+                    "--audience",
+                    &audience,
+                ])
+                .args(["--pool-size", &plan.pool_size.to_string()])
+                .args(["--driver", driver])
+                .current_dir(&dir)
+                .env_clear();
+            let child = ChildGuard::spawn(name, command, &dir.join(format!("{name}.log")))?;
+            let server = Server {
+                name,
+                pid: child.pid(),
+                base: format!("http://127.0.0.1:{port}"),
+                metrics: false,
+            };
+            Ok((child, server))
+        };
+    let (mut reference, reference_srv) = spawn_reference("reference", "sqlx")?;
+    // On PostgreSQL, a second reference on tokio-postgres: sqlx's own
+    // per-query cost is part of the first one's figures.
+    let mut fast = match database {
+        DbKind::Postgres => Some(spawn_reference("tokio-pg", "tokio-postgres")?),
+        DbKind::Sqlite => None,
     };
-    let mut command = Command::new(&ctx.self_exe);
-    command
-        .args(["reference", "--database-url", &url])
-        .args(["--listen", &format!("127.0.0.1:{reference_port}")])
-        .args([
-            "--jwks-url",
-            &jwks_url,
-            "--issuer",
-            &issuer,
-            "--audience",
-            &audience,
-        ])
-        .args(["--pool-size", &plan.pool_size.to_string()])
-        .current_dir(&dir)
-        .env_clear();
-    let mut reference = ChildGuard::spawn("reference", command, &dir.join("reference.log"))?;
-    reference_srv.pid = reference.pid();
-    reference
-        .wait_ready(
-            &ctx.http,
-            &format!("{}/healthz", reference_srv.base),
-            Duration::from_secs(30),
-        )
-        .await?;
+    for (child, server) in std::iter::once((&mut reference, &reference_srv))
+        .chain(fast.as_mut().map(|(c, s)| (c, &*s)))
+    {
+        child
+            .wait_ready(
+                &ctx.http,
+                &format!("{}/healthz", server.base),
+                Duration::from_secs(30),
+            )
+            .await?;
+    }
+    let fast_srv = fast.as_ref().map(|(_, s)| s.clone());
 
     // The reference is only a reference if it answers what the gateway answers.
     let main_query = Query::full(plan.first);
     let shape_query = Query::issue();
-    let mut byte_identical = same_answers(
-        ctx,
-        &gateway_srv,
-        &reference_srv,
-        &main_tokens[0],
-        &main_query,
-    )
-    .await?;
-    for &first in &plan.rows_first {
+    let mut byte_identical = true;
+    for reference_srv in std::iter::once(&reference_srv).chain(fast_srv.as_ref()) {
         byte_identical &= same_answers(
             ctx,
             &gateway_srv,
-            &reference_srv,
-            &rows_tokens[0],
-            &Query::full(first),
+            reference_srv,
+            &main_tokens[0],
+            &main_query,
         )
         .await?;
-    }
-    // The issue's shape is checked for its first and last user: the
-    // playlists' songs wrap around the library differently for each.
-    if let (Some(first), Some(last)) = (shape_tokens.first(), shape_tokens.last()) {
-        for token in [first, last] {
-            byte_identical &=
-                same_answers(ctx, &gateway_srv, &reference_srv, token, &shape_query).await?;
+        for &first in &plan.rows_first {
+            byte_identical &= same_answers(
+                ctx,
+                &gateway_srv,
+                reference_srv,
+                &rows_tokens[0],
+                &Query::full(first),
+            )
+            .await?;
+        }
+        // The issue's shape is checked for its first and last user: the
+        // playlists' songs wrap around the library differently for each.
+        if let (Some(first), Some(last)) = (shape_tokens.first(), shape_tokens.last()) {
+            for token in [first, last] {
+                byte_identical &=
+                    same_answers(ctx, &gateway_srv, reference_srv, token, &shape_query).await?;
+            }
         }
     }
     if byte_identical {
-        eprintln!("[{tag}] the gateway and the reference answer the same bytes");
+        eprintln!("[{tag}] the gateway and the references answer the same bytes");
     } else {
         let note = "The gateway's answers had the same JSON and size as the reference's, but not always the same bytes: \
                     it wrote `playlists` before `songs` at times (async-graphql writes a query's fields in the order \
@@ -735,6 +755,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         tag: &tag,
         dir: &dir,
         postgres: postgres.as_ref(),
+        fast: fast_srv.as_ref(),
     };
     let main_tokens = Tokens::new(main_tokens, dir.join("tokens.txt"));
     let rows_tokens = Tokens::new(rows_tokens, dir.join("rows-tokens.txt"));
@@ -742,8 +763,11 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     if plan.load_tool == LoadTool::Wrk {
         wrk::write_script(&dir)?;
     }
-    // Warm both: connections, prepared statements, the page cache.
-    for server in [&gateway_srv, &reference_srv] {
+    // Warm them all: connections, prepared statements, the page cache.
+    for server in [&gateway_srv, &reference_srv]
+        .into_iter()
+        .chain(fast_srv.as_ref())
+    {
         runner
             .load(
                 server,
@@ -770,6 +794,9 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         );
         gateway.check_running()?;
         reference.check_running()?;
+        if let Some((fast, _)) = &mut fast {
+            fast.check_running()?;
+        }
     }
     let mut shape = Vec::new();
     if !shape_tokens.list.is_empty() {
@@ -788,6 +815,9 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
             );
             gateway.check_running()?;
             reference.check_running()?;
+            if let Some((fast, _)) = &mut fast {
+                fast.check_running()?;
+            }
         }
     }
     let mut rows = Vec::new();
@@ -809,6 +839,9 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
         });
         gateway.check_running()?;
         reference.check_running()?;
+        if let Some((fast, _)) = &mut fast {
+            fast.check_running()?;
+        }
     }
     let max_rss = sampler.finish().await;
     let gateway_memory = Memory::read(gateway.pid())?;
@@ -867,6 +900,9 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
             );
             cached.check_running()?;
             reference.check_running()?;
+            if let Some((fast, _)) = &mut fast {
+                fast.check_running()?;
+            }
         }
         let max_rss = sampler.finish().await;
         let memory = Memory::read(cached.pid())?;
@@ -879,6 +915,7 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
     }
     let reference_memory = Memory::read(reference.pid())?;
     drop(reference);
+    drop(fast);
     Ok(Session {
         database,
         mode,
@@ -993,6 +1030,9 @@ struct Runner<'a> {
     tag: &'a str,
     /// The PostgreSQL server, when its processes are visible here.
     postgres: Option<&'a PostgresServer>,
+    /// The tokio-postgres reference (PostgreSQL sessions), measured beside
+    /// the sqlx one at every level.
+    fast: Option<&'a Server>,
 }
 
 impl Runner<'_> {
@@ -1100,14 +1140,20 @@ impl Runner<'_> {
         query: &Query,
         secs: f64,
     ) -> anyhow::Result<Level> {
-        let (g, r) = if reference_first {
+        // Alternating the order evens out drift: the references first, or
+        // the gateway first.
+        let (g, r, f) = if reference_first {
+            let f = match self.fast {
+                Some(fast) => Some(self.measure(fast, tokens, concurrency, query, secs).await?),
+                None => None,
+            };
             let r = self
                 .measure(reference, tokens, concurrency, query, secs)
                 .await?;
             let g = self
                 .measure(gateway, tokens, concurrency, query, secs)
                 .await?;
-            (g, r)
+            (g, r, f)
         } else {
             let g = self
                 .measure(gateway, tokens, concurrency, query, secs)
@@ -1115,7 +1161,11 @@ impl Runner<'_> {
             let r = self
                 .measure(reference, tokens, concurrency, query, secs)
                 .await?;
-            (g, r)
+            let f = match self.fast {
+                Some(fast) => Some(self.measure(fast, tokens, concurrency, query, secs).await?),
+                None => None,
+            };
+            (g, r, f)
         };
         Ok(Level {
             concurrency,
@@ -1124,6 +1174,8 @@ impl Runner<'_> {
             fake_auth0_per_request: g.fake_per_request,
             gateway_cpu: g.cpu,
             reference_cpu: r.cpu,
+            fast_cpu: f.as_ref().map(|f| f.cpu),
+            fast: f.map(|f| f.result),
             gateway: g.result,
             reference: r.result,
         })

@@ -30,33 +30,8 @@ use async_graphql::{
 };
 use async_graphql_value::Value;
 
-/// The bounds on a document's shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GuardLimits {
-    /// Deepest nesting of `{`, `[` and `(` in the document, and of `{` and
-    /// `[` in a JSON body.
-    pub max_nesting: u64,
-    /// Longest chain of fragment spreads (a fragment spreading one that
-    /// spreads another is 2).
-    pub max_fragment_depth: u64,
-    /// Most selections (fields, inline fragments, spreads) a document's
-    /// operations count together, and a fragment alone, with every spread
-    /// expanded.
-    pub max_selections: u64,
-}
-
-impl Default for GuardLimits {
-    /// GraphiQL's introspection query nests 11 brackets deep and expands to
-    /// about 200 selections; the full `me` with every field and a fragment
-    /// per type, about 120.
-    fn default() -> Self {
-        Self {
-            max_nesting: 32,
-            max_fragment_depth: 10,
-            max_selections: 2_000,
-        }
-    }
-}
+pub use crate::config::GuardLimits;
+use crate::error::ErrorCode;
 
 /// Why a document was refused before it ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,12 +49,12 @@ pub enum Refused {
 
 impl Refused {
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Nesting { .. } => "QUERY_NESTED_TOO_DEEPLY",
-            Self::FragmentDepth { .. } => "QUERY_FRAGMENTS_TOO_DEEP",
-            Self::Selections { .. } => "QUERY_TOO_MANY_SELECTIONS",
-            Self::Invalid(_) => VALIDATION_FAILED,
+            Self::Nesting { .. } => ErrorCode::QueryNestedTooDeeply,
+            Self::FragmentDepth { .. } => ErrorCode::QueryFragmentsTooDeep,
+            Self::Selections { .. } => ErrorCode::QueryTooManySelections,
+            Self::Invalid(_) => ErrorCode::GraphqlValidationFailed,
         }
     }
 
@@ -112,9 +87,6 @@ impl Refused {
         }
     }
 }
-
-/// The code of a document that GraphQL's validation refuses (Apollo's).
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 
 /// Whether `text` is JSON rather than GraphQL: JSON has no comments and no
 /// block strings.
@@ -471,7 +443,7 @@ mod tests {
         let refused =
             check("{ me { ...A } } fragment A on User { id ...B } fragment B on User { ...A }")
                 .unwrap_err();
-        assert_eq!(refused.code(), VALIDATION_FAILED);
+        assert_eq!(refused.code(), ErrorCode::GraphqlValidationFailed);
         assert!(refused.message().contains("within itself"), "{refused:?}");
     }
 
@@ -489,7 +461,11 @@ mod tests {
             "{ me { __typename { length } } }",
         ] {
             let refused = check(query).unwrap_err();
-            assert_eq!(refused.code(), VALIDATION_FAILED, "{query}");
+            assert_eq!(
+                refused.code(),
+                ErrorCode::GraphqlValidationFailed,
+                "{query}"
+            );
         }
         check("query($b: Boolean = false) { __typename @skip(if: $b) }").unwrap();
         check("query($b: Boolean!) { __typename @skip(if: $b) }").unwrap();

@@ -29,16 +29,8 @@ use async_graphql::{
 
 use super::Limits;
 
-/// The limits a query must stay within.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QueryLimits {
-    /// Most aliased fields in one operation.
-    pub max_aliases: u64,
-    /// Most fields at the operation's root (e.g. `me`, `featuredPlaylists`).
-    pub max_root_fields: u64,
-    /// Largest estimated cost (see the module comment).
-    pub max_cost: u64,
-}
+// The settings are config's, below this layer; their defaults are here.
+pub use crate::config::QueryLimits;
 
 impl Default for QueryLimits {
     /// The full `me`, every field of the schema asked for at the largest
@@ -73,11 +65,12 @@ pub enum LimitExceeded {
 
 impl LimitExceeded {
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            Self::Aliases { .. } => "QUERY_TOO_MANY_ALIASES",
-            Self::RootFields { .. } => "QUERY_TOO_MANY_ROOT_FIELDS",
-            Self::Cost { .. } => "QUERY_TOO_COSTLY",
+            Self::Aliases { .. } => ErrorCode::QueryTooManyAliases,
+            Self::RootFields { .. } => ErrorCode::QueryTooManyRootFields,
+            Self::Cost { .. } => ErrorCode::QueryTooCostly,
         }
     }
 
@@ -639,7 +632,7 @@ mod tests {
             let document = async_graphql::parser::parse_query(q).unwrap();
             limiter
                 .check(&document, None, &Variables::default())
-                .map_err(|e| e.code())
+                .map_err(|e| e.code().as_str())
         };
         assert!(check("{ a: me { id } }").is_ok());
         assert_eq!(

@@ -24,7 +24,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 pub use compiled::{Answer, CompiledQueries};
 pub use context::{Limits, RequestContext, Services};
 pub use documents::{DocumentCache, fill_variable_defaults};
-pub use guard::{GuardLimits, Refused, Syntax, VALIDATION_FAILED};
+pub use guard::{GuardLimits, Refused, Syntax};
 pub use limits::{
     LimitExceeded, QueryCost, QueryLimiter, QueryLimits, is_introspection_only, select_operation,
     selects_introspection,

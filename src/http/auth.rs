@@ -13,6 +13,7 @@ use axum::{
 };
 use serde_json::json;
 
+use crate::error::ErrorCode;
 use crate::{
     AppState,
     auth::{Principal, TokenError},
@@ -64,7 +65,7 @@ impl IntoResponse for InvalidToken {
         let body = json!({
             "errors": [{
                 "message": format!("invalid access token: {description}"),
-                "extensions": {"code": "UNAUTHENTICATED"}
+                "extensions": {"code": ErrorCode::Unauthenticated}
             }]
         });
         let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::body_limit;
+use crate::error::ErrorCode;
 use crate::{
     AppState,
     config::Secret,
@@ -61,7 +62,7 @@ fn authorized(headers: &HeaderMap, expected: Option<&Secret>) -> bool {
     sent.ct_eq(&expected).into()
 }
 
-fn answer(status: StatusCode, code: &str, message: &str) -> Response {
+fn answer(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let mut response = (status, Json(json!({"error": code, "message": message}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response
@@ -124,7 +125,7 @@ async fn deliver(
         tracing::warn!("refused a webhook delivery without the right bearer token");
         return answer(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
+            ErrorCode::Unauthenticated,
             "this needs the webhook's bearer token",
         );
     }
@@ -138,7 +139,7 @@ async fn deliver(
         Ok(changes) => changes,
         Err(message) => {
             tracing::warn!(reason = message, "refused a malformed webhook delivery");
-            return answer(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message);
+            return answer(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &message);
         }
     };
     for change in &changes {
@@ -146,7 +147,7 @@ async fn deliver(
             tracing::error!(user_id = change.user_id(), error = ?e, "cannot apply a change pushed by Auth0; it will be delivered again");
             return answer(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UPSTREAM_UNAVAILABLE",
+                ErrorCode::UpstreamUnavailable,
                 "the change could not be stored; deliver it again later",
             );
         }

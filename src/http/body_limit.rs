@@ -8,6 +8,7 @@
 //! without a length (chunked) at the limit as it streams, and the handler's
 //! read of it fails and says so in the same words.
 
+use crate::error::ErrorCode;
 use axum::{
     Json, Router,
     extract::{Request, State, rejection::BytesRejection},
@@ -61,7 +62,7 @@ pub fn plain(_headers: &HeaderMap, max: usize) -> Response {
     (
         StatusCode::PAYLOAD_TOO_LARGE,
         Json(json!({
-            "error": "BAD_REQUEST",
+            "error": ErrorCode::BadRequest,
             "message": too_large_message(max),
         })),
     )
@@ -77,7 +78,7 @@ pub fn unread(rejection: &BytesRejection, max: usize) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({
-            "error": "BAD_REQUEST",
+            "error": ErrorCode::BadRequest,
             "message": "the request body could not be read",
         })),
     )

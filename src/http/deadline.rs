@@ -49,6 +49,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::{refusal::Refusal, routes::plain_error};
+use crate::error::ErrorCode;
 
 /// The route whose answers are GraphQL responses.
 const GRAPHQL_ROUTE: &str = "/graphql";
@@ -117,7 +118,7 @@ pub async fn enforce(
             } else {
                 plain_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_SERVER_ERROR",
+                    ErrorCode::InternalServerError,
                     "internal server error",
                 )
             }
@@ -135,7 +136,11 @@ pub async fn enforce(
                     "the request did not finish within the gateway's limit of {} s and was stopped",
                     deadline.limit.as_secs_f64()
                 );
-                plain_error(StatusCode::GATEWAY_TIMEOUT, "REQUEST_TIMEOUT", &message)
+                plain_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ErrorCode::RequestTimeout,
+                    &message,
+                )
             }
         }
     }

@@ -1,22 +1,21 @@
 //! The HTTP surface: one router, the bearer-token extractor, health checks,
-//! GraphiQL,
-//! and GraphQL's protocol around execution (APQ, CSRF prevention, GET).
+//! GraphiQL, and the GraphQL request pipeline (see [`pipeline`]).
 
-mod apq;
 mod auth;
 mod auth0_hooks;
 mod body_limit;
-mod csrf;
 mod deadline;
 mod graphiql;
 mod graphql;
 mod media;
+mod pipeline;
 mod refusal;
 pub mod response_cache;
 mod routes;
 
-pub use apq::ApqStore;
 pub use auth::{InvalidToken, MaybePrincipal};
-pub use csrf::{CsrfPrevention, DEFAULT_REQUIRED_HEADERS};
 pub use deadline::RequestDeadline;
+pub use pipeline::apq::ApqStore;
+pub use pipeline::csrf::CsrfPrevention;
+pub use pipeline::{ExecuteState, PipelineState};
 pub use routes::router;

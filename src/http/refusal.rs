@@ -13,20 +13,14 @@ use super::{
     body_limit,
     media::{self, RequestError},
 };
-use crate::graphql::{self as gql, LimitExceeded};
+use crate::error::ErrorCode;
 
 /// Apollo's value for answers a client must not cache: a persisted query
 /// unknown now may be known a moment later.
 const DONT_CACHE: &str = "private, no-cache, must-revalidate";
 
-/// The longest id echoed back in an error.
-const MAX_ECHOED_ID: usize = 100;
-
-/// Apollo's code for a document that does not parse.
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-
 /// Gives `error` `code` unless it has one, and counts it by its code.
-pub fn set_default_code(error: &mut ServerError, code: &str) {
+pub fn set_default_code(error: &mut ServerError, code: ErrorCode) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", code);
@@ -41,11 +35,11 @@ pub fn set_default_code(error: &mut ServerError, code: &str) {
 #[derive(Debug)]
 pub struct Refusal {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
-    pub(super) extensions: Map<String, Value>,
+    pub(in crate::http) extensions: Map<String, Value>,
     no_cache: bool,
-    pub(super) allow_post: bool,
+    pub(in crate::http) allow_post: bool,
     /// A GraphQL request error: 200 instead of 400 under `application/json`.
     request_error: bool,
     /// async-graphql's own errors (a parse error, with its locations),
@@ -54,7 +48,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(in crate::http) fn new(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -69,12 +67,12 @@ impl Refusal {
 
     /// A request error from async-graphql's parser.
     pub fn parse_failed(errors: Vec<ServerError>) -> Self {
-        Self::request_errors(errors, PARSE_FAILED)
+        Self::request_errors(errors, ErrorCode::GraphqlParseFailed)
     }
 
     /// A request error in async-graphql's words (its parser, its
     /// validation): its errors, each with `code` unless it has one.
-    pub fn request_errors(mut errors: Vec<ServerError>, code: &'static str) -> Self {
+    pub fn request_errors(mut errors: Vec<ServerError>, code: ErrorCode) -> Self {
         for error in &mut errors {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
@@ -93,7 +91,7 @@ impl Refusal {
     /// The stable code clients and metrics see.
     // The subscription transports read these two.
     #[allow(dead_code)]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 
@@ -118,17 +116,17 @@ impl Refusal {
 
     /// A GraphQL request error (the operation cannot run as sent): HTTP 400
     /// under `application/graphql-response+json`, 200 under `application/json`.
-    pub fn request_error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn request_error(code: ErrorCode, message: impl Into<String>) -> Self {
         let mut refusal = Self::new(StatusCode::BAD_REQUEST, code, message);
         refusal.request_error = true;
         refusal
     }
 
     /// A body over `MAX_BODY_BYTES`.
-    pub(super) fn too_large(limit: usize) -> Self {
+    pub(in crate::http) fn too_large(limit: usize) -> Self {
         let mut refusal = Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             body_limit::too_large_message(limit),
         );
         refusal.extensions.insert("limit".into(), limit.into());
@@ -137,72 +135,12 @@ impl Refusal {
 
     /// HTTP 400, `BAD_USER_INPUT`.
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
     }
 
-    pub(super) fn uncached(mut self) -> Self {
+    pub(in crate::http) fn uncached(mut self) -> Self {
         self.no_cache = true;
         self
-    }
-
-    /// An APQ hash this process has not seen: the client resends the text.
-    pub(super) fn persisted_query_not_found() -> Self {
-        Self::new(
-            StatusCode::OK,
-            "PERSISTED_QUERY_NOT_FOUND",
-            "PersistedQueryNotFound",
-        )
-        .uncached()
-    }
-
-    /// APQ turned off: Apollo's clients then stop sending hashes.
-    pub(super) fn persisted_query_not_supported() -> Self {
-        Self::new(
-            StatusCode::OK,
-            "PERSISTED_QUERY_NOT_SUPPORTED",
-            "PersistedQueryNotSupported",
-        )
-        .uncached()
-    }
-
-    pub(super) fn not_in_list(id: &str) -> Self {
-        let id: String = id.chars().take(MAX_ECHOED_ID).collect();
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "PERSISTED_QUERY_NOT_IN_LIST",
-            format!("Persisted query '{id}' not found in the persisted query list"),
-        )
-        .uncached()
-    }
-
-    pub(super) fn not_in_safelist() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "QUERY_NOT_IN_SAFELIST",
-            "The operation body was not found in the persisted query safelist: \
-             this gateway runs only its apps' trusted documents",
-        )
-        .uncached()
-    }
-
-    pub(super) fn id_required() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "PERSISTED_QUERY_ID_REQUIRED",
-            "This endpoint does not allow freeform GraphQL requests; operations must be sent \
-             by id (`documentId`, or the persisted queries GraphQL extension)",
-        )
-    }
-
-    /// A document whose shape is refused before anything walks it: a
-    /// request error, as the limits below and validation's are.
-    pub(super) fn guard(refused: gql::Refused) -> Self {
-        let mut refusal = Self::request_error(refused.code(), refused.message());
-        if let Some((value, limit)) = refused.figures() {
-            refusal.extensions.insert("limit".into(), limit.into());
-            refusal.extensions.insert("value".into(), value.into());
-        }
-        refusal
     }
 
     /// The request ran past `REQUEST_TIMEOUT_SECONDS` and its work was
@@ -214,7 +152,7 @@ impl Refusal {
     pub(super) fn request_timeout(limit: std::time::Duration) -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "REQUEST_TIMEOUT",
+            ErrorCode::RequestTimeout,
             format!(
                 "the request did not finish within the gateway's limit of {} s and was stopped; \
                  a mutation may or may not have taken effect, so read before retrying it",
@@ -229,18 +167,10 @@ impl Refusal {
     pub(super) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
+            ErrorCode::InternalServerError,
             "internal server error",
         )
         .uncached()
-    }
-
-    pub(super) fn limit(exceeded: LimitExceeded) -> Self {
-        let (value, limit) = exceeded.figures();
-        let mut refusal = Self::request_error(exceeded.code(), exceeded.message());
-        refusal.extensions.insert("limit".into(), limit.into());
-        refusal.extensions.insert("value".into(), value.into());
-        refusal
     }
 }
 
@@ -248,21 +178,21 @@ impl IntoResponse for Refusal {
     fn into_response(mut self) -> Response {
         match self.code {
             // The protocol's normal first step.
-            "PERSISTED_QUERY_NOT_FOUND" => tracing::debug!(
-                code = self.code,
+            ErrorCode::PersistedQueryNotFound => tracing::debug!(
+                code = self.code.as_str(),
                 "GraphQL request answered before execution"
             ),
             // Logged where they happen, with what ran out or went wrong.
-            "REQUEST_TIMEOUT" | "INTERNAL_SERVER_ERROR" => {}
+            ErrorCode::RequestTimeout | ErrorCode::InternalServerError => {}
             // A misbehaving client or a stale manifest, for an operator.
             _ => tracing::info!(
-                code = self.code,
+                code = self.code.as_str(),
                 status = self.status.as_u16(),
                 "GraphQL request refused before execution"
             ),
         }
         if self.errors.is_empty() {
-            crate::telemetry::record_graphql_error(self.code);
+            crate::telemetry::record_error_code(self.code);
         }
         for error in &mut self.errors {
             set_default_code(error, self.code);

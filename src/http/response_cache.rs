@@ -50,6 +50,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use super::media::{self, MediaType};
+use crate::error::ErrorCode;
 use crate::{
     auth::{ADMIN_PERMISSION, Principal},
     profile::Auth0Mirror,
@@ -188,7 +189,7 @@ impl ResponseCache {
             Err(e) if crate::error::database_unavailable(&e) => {
                 // Running the query would wait for the database a second time.
                 tracing::warn!(error = %e, "cannot read data versions: the database is unavailable");
-                crate::telemetry::record_graphql_error("UPSTREAM_UNAVAILABLE");
+                crate::telemetry::record_error_code(ErrorCode::UpstreamUnavailable);
                 let mut error = async_graphql::ServerError::new(
                     "the database is unavailable; try again shortly",
                     None,
@@ -196,7 +197,7 @@ impl ResponseCache {
                 error
                     .extensions
                     .get_or_insert_with(Default::default)
-                    .set("code", "UPSTREAM_UNAVAILABLE");
+                    .set("code", ErrorCode::UpstreamUnavailable);
                 return Lookup::Answered(
                     GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
                         .into_response(),

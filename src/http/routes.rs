@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
+    extract::{FromRef, Query, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
     middleware,
     response::{IntoResponse, Response},
@@ -17,9 +17,11 @@ use tower_http::{
 };
 
 use super::{
+    ExecuteState,
     auth::{InvalidToken, MaybePrincipal},
     auth0_hooks, body_limit, deadline, graphiql, graphql,
 };
+use crate::error::ErrorCode;
 use crate::{AppState, config::CorsOrigins, error::AppError, profile::UserRecord, telemetry};
 
 /// Builds the router over `state`.
@@ -107,7 +109,8 @@ async fn graphql_get(
     if graphql::is_navigation(&headers, &uri) {
         return graphiql::page(State(state)).await;
     }
-    graphql::get(state, headers, uri, principal).await
+    let execution = ExecuteState::from_ref(&state);
+    graphql::get(&state.pipeline, &execution, headers, uri, principal).await
 }
 
 async fn healthz() -> &'static str {
@@ -191,21 +194,21 @@ async fn get_plays(
     let Some(principal) = principal else {
         return plain_error(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
+            ErrorCode::Unauthenticated,
             "this needs a bearer token with read:plays",
         );
     };
     if !principal.grants(READ_PLAYS) {
         return plain_error(
             StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            ErrorCode::Forbidden,
             "this needs the read:plays permission",
         );
     }
     let Some(user_id) = query.user_id.filter(|u| !u.trim().is_empty()) else {
         return plain_error(
             StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
+            ErrorCode::BadUserInput,
             "user_id is required",
         );
     };
@@ -219,7 +222,7 @@ async fn get_plays(
             tracing::error!(error = ?e, "getPlays failed");
             plain_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_SERVER_ERROR",
+                ErrorCode::InternalServerError,
                 "internal server error",
             )
         }
@@ -236,14 +239,14 @@ async fn get_fav_genre(
     let Some(principal) = principal else {
         return plain_error(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
+            ErrorCode::Unauthenticated,
             "this needs a user's bearer token",
         );
     };
     if principal.is_machine() {
         return plain_error(
             StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            ErrorCode::Forbidden,
             "a machine (client-credentials) token has no user profile",
         );
     }
@@ -271,7 +274,7 @@ async fn get_fav_genre(
     }
 }
 
-pub(super) fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn plain_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let mut response = (
         status,
         Json(serde_json::json!({"error": code, "message": message})),

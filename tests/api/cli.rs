@@ -65,6 +65,28 @@ fn a_bad_setting_stops_start_up_naming_it() {
 }
 
 #[test]
+fn a_trusted_documents_manifest_that_cannot_be_read_stops_serving_naming_it() {
+    // Read by the document stage as the gateway starts, not while parsing,
+    // and still refused as a bad setting is: one line, exit status 2.
+    let dir = tempfile::TempDir::new().unwrap();
+    let output = gateway()
+        .env("DATA_DIR", dir.path())
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("TRUSTED_DOCUMENTS", dir.path().join("missing.json"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let line = format!(
+        "music-gateway: invalid setting TRUSTED_DOCUMENTS: cannot read {}",
+        dir.path().join("missing.json").display()
+    );
+    assert!(stderr.starts_with(&line), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
 fn the_schema_command_prints_the_checked_in_sdl() {
     let output = gateway().arg("schema").output().unwrap();
     assert!(output.status.success());

@@ -2,8 +2,7 @@
 //! graphql-codegen's client preset wrote runs the example client's
 //! operations by `documentId`, as the generated client sends them.
 
-use std::{path::Path, sync::Arc};
-
+use music_gateway::config::TrustedSettings;
 use serde_json::json;
 
 use crate::{
@@ -14,9 +13,11 @@ use crate::{
 
 async fn trusted_documents_from_codegen_run_by_id(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| {
-        let manifest = music_gateway::graphql::TrustedDocuments::load(Path::new(MANIFEST))
-            .expect("the generated manifest loads");
-        config.trusted_documents = Some(Arc::new(manifest));
+        config.trusted_documents = Some(TrustedSettings {
+            path: MANIFEST.into(),
+            allow_admin: false,
+            require_id: false,
+        });
     })
     .await;
     scenario(

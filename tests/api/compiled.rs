@@ -238,6 +238,22 @@ fn corpus(cursor: &str, position_cursor: &str) -> Vec<Case> {
             reads: false,
             ..case("{ me @skip(if: true) { id } }", json!({}), true)
         },
+        // `me` beside the root's `__typename`, in every order, aliased and
+        // conditional: one answer, keys in the document's order.
+        case("{ me { id } __typename }", json!({}), true),
+        case("{ me { id } t: __typename __typename }", json!({}), true),
+        case("{ t: __typename me { displayName } }", json!({}), true),
+        case("{ __typename @skip(if: true) me { id } }", json!({}), true),
+        case(
+            "query($b: Boolean! = false) { me { id songs(first: 1) { totalCount } } __typename @include(if: $b) }",
+            json!({}),
+            true,
+        ),
+        case(
+            "query($b: Boolean! = false) { me { id } __typename @include(if: $b) }",
+            json!({"b": true}),
+            true,
+        ),
     ];
     let directives = "query Dir($s: Boolean!, $i: Boolean!) { me { id @skip(if: $s) roles @include(if: $i)
         ... on Me @include(if: $s) { favGenre } ...F @skip(if: $i)
@@ -258,8 +274,11 @@ fn corpus(cursor: &str, position_cursor: &str) -> Vec<Case> {
         "{ me { totalPlays } }",
         // A key selected twice, merged by async-graphql.
         "{ me { id ... on Me { id } } }",
-        // Another root field.
+        // Another root field, before or after `me`, beside `__typename`.
         "{ me { id } featuredPlaylists { totalCount } }",
+        "{ featuredPlaylists { totalCount } me { id } __typename }",
+        "{ __typename me { id } song(id: \"999999\") { name } }",
+        "{ me { songs(first: 1) { nodes { id } } } playlist(id: \"999999\") { id } }",
         // Errors: a page too large, a bad cursor, an unknown field.
         "{ me { songs(first: -1) { nodes { id } } } }",
         "{ me { songs(first: 100000) { nodes { id } } } }",

@@ -5,7 +5,8 @@
 //! fields of every type under `me`, in random order, with aliases (the same
 //! field twice with different arguments among them), named, inline and
 //! nested fragments, `@skip`/`@include` on literals and variables,
-//! `__typename` anywhere, pages at 0, 1, the default, the maximum and above
+//! `__typename` anywhere (at the root aliased too, and `me` beside the other
+//! root fields), pages at 0, 1, the default, the maximum and above
 //! it, cursors from the same list, from other lists and broken ones,
 //! variables of every type the arguments take (with defaults, nulls, wrong
 //! types and missing values), several operations with an `operationName`,
@@ -323,8 +324,18 @@ impl Generator<'_> {
             roots.push(format!("__typename{}", self.directive()));
         }
         if self.chance(0.08) {
+            roots.push(format!("t: __typename{}", self.directive()));
+        }
+        // The other root fields beside `me`: async-graphql answers them all.
+        if self.chance(0.08) {
             me_only = false;
             roots.push("featuredPlaylists(first: 2) { totalCount nodes { name } }".to_owned());
+        }
+        if self.chance(0.04) {
+            me_only = false;
+            let id = if self.chance(0.5) { "1" } else { "999999" };
+            let field = if self.chance(0.5) { "song" } else { "playlist" };
+            roots.push(format!("{field}(id: \"{id}\") {{ __typename id name }}"));
         }
         roots.shuffle(&mut self.rng);
         let definitions = if self.definitions.is_empty() {

@@ -193,6 +193,40 @@ async fn graphql_errors_are_counted_by_code(app: TestApp) {
     );
 }
 
+async fn automatic_persisted_queries_are_counted_by_result(app: TestApp) {
+    let apq = |text: &str, result| {
+        sample_or_zero(text, "gateway_apq_requests_total", &[("result", result)])
+    };
+    let query = "query ApqMetrics { __typename }";
+    let extensions = json!({"persistedQuery": {
+        "version": 1,
+        "sha256Hash": music_gateway::graphql::sha256_hex(query),
+    }});
+    let send = async |body: serde_json::Value| {
+        let response = app.client.post(app.url("/graphql")).json(&body).send();
+        let body: serde_json::Value = response.await.unwrap().json().await.unwrap();
+        body
+    };
+    let before = scrape(&app).await;
+    let missed = send(json!({"extensions": extensions})).await;
+    assert_eq!(
+        missed["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+    let sent = send(json!({"query": query, "extensions": extensions})).await;
+    assert_eq!(sent["data"]["__typename"], "Query", "{sent}");
+    let hit = send(json!({"extensions": extensions})).await;
+    assert_eq!(hit["data"]["__typename"], "Query", "{hit}");
+    let after = scrape(&app).await;
+    // Other tests may add to these at the same time, never take away.
+    for result in ["miss", "registered", "hit"] {
+        assert!(
+            apq(&after, result) >= apq(&before, result) + 1.0,
+            "{result}: {after}"
+        );
+    }
+}
+
 async fn every_answer_carries_a_request_id(app: TestApp) {
     let id_of = |response: &reqwest::Response| {
         response.headers()["x-request-id"]
@@ -242,6 +276,7 @@ on_both_databases!(
     paths_that_match_no_route_make_no_series,
     the_counters_of_each_gateway_are_its_own,
     graphql_errors_are_counted_by_code,
+    automatic_persisted_queries_are_counted_by_result,
     every_answer_carries_a_request_id,
 );
 

@@ -2,9 +2,10 @@
 //! queries, trusted documents, GET, CSRF prevention, cost limits, and the
 //! seed's plain-text route.
 
-use std::sync::Arc;
-
-use music_gateway::graphql::{QueryLimits, TrustedDocuments, sha256_hex};
+use music_gateway::{
+    config::TrustedSettings,
+    graphql::{QueryLimits, sha256_hex},
+};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
@@ -785,11 +786,13 @@ async fn trusted_app(
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("persisted-documents.json");
     std::fs::write(&path, manifest.to_string()).unwrap();
-    let mut documents = TrustedDocuments::load(&path).expect("manifest");
-    documents.allow_admin = allow_admin;
-    documents.require_id = require_id;
-    let documents = Arc::new(documents);
-    TestApp::spawn_with(app.backend, |c| c.trusted_documents = Some(documents)).await
+    let settings = TrustedSettings {
+        path,
+        allow_admin,
+        require_id,
+    };
+    // The app reads the manifest as it starts, before `dir` goes.
+    TestApp::spawn_with(app.backend, |c| c.trusted_documents = Some(settings)).await
 }
 
 const LISTED: &str = "query Me { me { id displayName } }";

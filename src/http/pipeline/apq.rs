@@ -13,14 +13,21 @@
 
 use std::sync::Arc;
 
+use metrics::{counter, describe_counter};
 use quick_cache::{Weighter, sync::Cache};
 use serde_json::{Map, Value};
 
-use super::refusal::Refusal;
 use crate::graphql::is_sha256_hex;
+use crate::http::refusal::Refusal;
 
 /// Bytes a stored query counts for beyond its text (key and bookkeeping).
 const ENTRY_OVERHEAD: u64 = 128;
+
+/// What the store did, by `result`: `hit` (a hash sent alone, its text
+/// known), `miss` (one unknown here: the client resends the text; behind
+/// a load balancer each instance learns a text once), `registered` (a
+/// text kept under its hash).
+pub const APQ_REQUESTS: &str = "gateway_apq_requests_total";
 
 /// Query texts by the hex SHA-256 of their text.
 pub struct ApqStore {
@@ -42,6 +49,15 @@ impl ApqStore {
         // quick_cache sizes its tables from the expected number of entries;
         // a query is a few hundred bytes to a few kilobytes.
         let expected = (max_bytes / 2048).clamp(16, 65_536);
+        describe_counter!(
+            APQ_REQUESTS,
+            "Automatic persisted queries, by result: hit, miss (the client resends the text), registered."
+        );
+        // Present from the start, so a dashboard's hit ratio reads zero
+        // rather than nothing.
+        for result in ["hit", "miss", "registered"] {
+            counter!(APQ_REQUESTS, "result" => result).increment(0);
+        }
         Self {
             queries: Cache::with_weighter(expected, max_bytes as u64, TextWeighter),
         }
@@ -49,12 +65,16 @@ impl ApqStore {
 
     /// The query stored under `hash`.
     pub fn get(&self, hash: &str) -> Option<Arc<str>> {
-        self.queries.get(hash)
+        let query = self.queries.get(hash);
+        let result = if query.is_some() { "hit" } else { "miss" };
+        counter!(APQ_REQUESTS, "result" => result).increment(1);
+        query
     }
 
     /// Keeps `query` under `hash` (already checked to be its SHA-256).
     pub fn insert(&self, hash: String, query: Arc<str>) {
         self.queries.insert(hash, query);
+        counter!(APQ_REQUESTS, "result" => "registered").increment(1);
     }
 
     /// Bytes stored, counted as the cache's bound counts them.

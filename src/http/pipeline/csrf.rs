@@ -11,7 +11,11 @@
 //! sends, is never affected, nor is a GET that declares a JSON
 //! `Content-Type` (Apollo Client on the web does).
 
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+
+pub use crate::config::CsrfPrevention;
+
+use crate::{error::ErrorCode, http::refusal::Refusal};
 
 /// Content types a page may send without a preflight (the Fetch standard's
 /// CORS-safelisted ones).
@@ -21,32 +25,13 @@ const SIMPLE_CONTENT_TYPES: [&str; 3] = [
     "text/plain",
 ];
 
-/// The headers Apollo recommends, one of which a simple request must carry.
-pub const DEFAULT_REQUIRED_HEADERS: &str = "x-apollo-operation-name,apollo-require-preflight";
-
-/// The check, with its list of headers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CsrfPrevention {
-    required_headers: Vec<HeaderName>,
-}
-
 impl CsrfPrevention {
-    /// A check that accepts any of `required_headers`.
-    pub fn new(required_headers: Vec<HeaderName>) -> Self {
-        Self { required_headers }
-    }
-
-    /// The headers that let a simple request through.
-    pub fn required_headers(&self) -> &[HeaderName] {
-        &self.required_headers
-    }
-
     /// Whether a browser would have preflighted a request with `headers`,
     /// or the request carries one of the required headers.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         preflighted_content_type(headers)
             || self
-                .required_headers
+                .required_headers()
                 .iter()
                 .any(|name| headers.get(name).is_some_and(|v| !v.as_bytes().is_empty()))
     }
@@ -54,7 +39,7 @@ impl CsrfPrevention {
     /// The message a refused client sees.
     pub fn message(&self) -> String {
         let names: Vec<&str> = self
-            .required_headers
+            .required_headers()
             .iter()
             .map(HeaderName::as_str)
             .collect();
@@ -65,6 +50,19 @@ impl CsrfPrevention {
             SIMPLE_CONTENT_TYPES.join(", "),
             names.join(", ")
         )
+    }
+}
+
+/// The stage: refuses, before the body is read, a request a browser may
+/// have sent cross-site without a preflight (`None`: CSRF prevention off).
+pub fn check(csrf: Option<&CsrfPrevention>, headers: &HeaderMap) -> Result<(), Refusal> {
+    match csrf {
+        Some(csrf) if !csrf.allows(headers) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            csrf.message(),
+        )),
+        _ => Ok(()),
     }
 }
 
