@@ -375,9 +375,10 @@ async fn a_deletion_survives_sigkill_after_the_local_commit(backend: Backend) {
     let fake = FakeAuth0::start().await;
     fake.put_user(alice());
     let dir = tempfile::TempDir::new().unwrap();
+    let database = fresh_database(backend, dir.path()).await;
     let envs = [
         ("DATA_DIR", dir.path().display().to_string()),
-        ("DATABASE_URL", fresh_database(backend, dir.path()).await),
+        ("DATABASE_URL", database.url.clone()),
         ("IDENTITY_MODE", "auth0".to_owned()),
         ("AUTH0_DOMAIN", fake.base_url()),
         ("AUTH0_AUDIENCE", fake.audience()),
@@ -404,9 +405,15 @@ async fn a_deletion_survives_sigkill_after_the_local_commit(backend: Backend) {
     let me = post(&first.url, &token, "{ me { id } }").await;
     assert_eq!(me["data"]["me"]["id"], "auth0|alice", "{me}");
     fake.fail_next(1_000_000, 503);
+    let failed_before = fake.calls().failed;
     let deleted = post(&first.url, &token, "mutation { deleteMe }").await;
     assert_eq!(deleted["data"]["deleteMe"], "auth0|alice", "{deleted}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the outbox to try Auth0",
+        async || fake.calls().failed > failed_before,
+    )
+    .await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     assert!(fake.user("auth0|alice").is_some());

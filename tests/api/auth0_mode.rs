@@ -296,6 +296,7 @@ async fn the_outbox_survives_a_crash_and_restart(backend: Backend) {
     first.ok_with(&user, ME, json!({})).await;
     // Auth0 goes down; an admin changes the plan; the gateway dies.
     fake.fail_next(1_000_000, 503);
+    let failed_before = fake.calls().failed;
     let admin = fake.mint("auth0|admin", json!({"scope": "write:app_metadata"}));
     first
         .ok_with(
@@ -304,7 +305,12 @@ async fn the_outbox_survives_a_crash_and_restart(backend: Backend) {
             json!({}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the outbox to try Auth0",
+        async || fake.calls().failed > failed_before,
+    )
+    .await;
     first.state.workers.as_ref().unwrap().abort();
     assert_eq!(
         fake.user("auth0|alice").unwrap()["app_metadata"]["plan"],

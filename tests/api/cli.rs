@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, eventually};
 
 pub(crate) fn gateway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_music-gateway"));
@@ -199,6 +199,8 @@ async fn a_request_left_hanging_holds_the_shutdown_only_for_the_grace_period() {
     )
     .await
     .unwrap();
+    // Kept: nothing the gateway shows says it has parsed these headers (a
+    // connection still without a request is closed at once, not waited for).
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let stopped_in = terminate(&mut gateway).await;
@@ -225,9 +227,13 @@ pub(crate) async fn terminate(gateway: &mut Running) -> Duration {
                 "exit status after SIGTERM: {status}\n{}",
                 gateway.log()
             );
-            // The log drain thread may still be reading the last lines.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return started.elapsed();
+            let elapsed = started.elapsed();
+            // The log is whole once the drain thread has read the last line;
+            // the process is gone, so its pipe is at its end and this is quick.
+            if let Some(drain) = gateway.drain.take() {
+                drain.join().ok();
+            }
+            return elapsed;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -243,6 +249,9 @@ pub(crate) struct Running {
     pub(crate) child: std::process::Child,
     pub(crate) url: String,
     log: Arc<Mutex<Vec<String>>>,
+    /// The thread that copies the process's stderr into `log`; it ends
+    /// when the process has exited and its last line is in.
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -291,12 +300,17 @@ pub(crate) fn start_gateway(envs: &[(&str, String)]) -> Running {
         }
     };
     let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
+    let drain = std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
     });
-    Running { child, url, log }
+    Running {
+        child,
+        url,
+        log,
+        drain: Some(drain),
+    }
 }
 
 /// The GraphQL URL from the JSON "listening" event (LOG_FORMAT=json has no
@@ -363,6 +377,7 @@ async fn an_outbox_change_survives_sigkill_and_restart() {
     );
 
     fake.fail_next(1_000_000, 503);
+    let failed_before = fake.calls().failed;
     let admin = fake.mint(
         "auth0|admin",
         json!({"permissions": ["write:app_metadata"]}),
@@ -374,7 +389,12 @@ async fn an_outbox_change_survives_sigkill_and_restart() {
     )
     .await;
     assert_eq!(set["data"]["setUserPlan"]["plan"], "FAMILY", "{set}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the outbox to try Auth0",
+        async || fake.calls().failed > failed_before,
+    )
+    .await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     assert_eq!(

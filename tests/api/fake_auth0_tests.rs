@@ -289,6 +289,7 @@ async fn patch_merges_metadata_at_the_top_level_only() {
     let before = fake.user("auth0|alice").unwrap();
     let client = Client::new();
     let token = management_token(&fake, &client).await;
+    // Time must pass: updated_at has milliseconds, and the patch must move it.
     tokio::time::sleep(Duration::from_millis(5)).await;
 
     let (status, user) = patch_user(
@@ -446,6 +447,7 @@ async fn rate_limit_answers_429_with_headers_once_the_burst_is_spent_and_recover
     // The token endpoint has no part in the management bucket.
     management_token(&fake, &client).await;
 
+    // The rate-limit window must pass: nothing but time ends it.
     let wait = (reset * 1000).saturating_sub(unix_now_ms()) as u64;
     tokio::time::sleep(Duration::from_millis(wait + 10)).await;
     let recovered = get_user(&fake, &client, &token, "auth0|alice").await;

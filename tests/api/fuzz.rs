@@ -157,7 +157,8 @@ fn memory(pid: u32) -> (u64, u64) {
 async fn schema_fuzzing_breaks_nothing(backend: Backend) {
     let dir = tempfile::TempDir::new().unwrap();
     let data_dir = dir.path().display().to_string();
-    let database_url = fresh_database(backend, dir.path()).await;
+    let database = fresh_database(backend, dir.path()).await;
+    let database_url = database.url.clone();
     let mut running = start_gateway(&[
         ("DATA_DIR", data_dir.clone()),
         ("DATABASE_URL", database_url.clone()),

@@ -118,14 +118,22 @@ pub struct TestApp {
     pub issuer: LocalIssuer,
     pub backend: Backend,
     pub database_url: String,
-    /// The PostgreSQL database this app made for itself, dropped with it.
-    owned_database: Option<String>,
+    /// The database this app made for itself, dropped with it.
+    _database: Option<TestDatabase>,
     _dir: TempDir,
 }
 
-impl Drop for TestApp {
+/// A database made for one test, dropped with this value on PostgreSQL (a
+/// SQLite file goes with the test's directory).
+pub struct TestDatabase {
+    pub url: String,
+    /// The PostgreSQL database's name.
+    name: Option<String>,
+}
+
+impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Some(name) = self.owned_database.take() {
+        if let Some(name) = self.name.take() {
             // Drop runs inside the test's runtime, which cannot be blocked
             // on: a thread of its own with a runtime of its own does it.
             let dropped = std::thread::spawn(move || {
@@ -141,12 +149,6 @@ impl Drop for TestApp {
             }
         }
     }
-}
-
-/// The name of the database of a PostgreSQL URL that `fresh_database` made.
-fn test_database_name(url: &str) -> Option<String> {
-    let name = url.rsplit_once('/')?.1;
-    name.starts_with("mg_test_").then(|| name.to_owned())
 }
 
 /// Drops a test database, closing the connections of gateways still on it
@@ -174,10 +176,14 @@ pub fn postgres_admin_url() -> String {
     })
 }
 
-/// Creates a fresh, empty database for one test and returns its URL.
-pub async fn fresh_database(backend: Backend, dir: &Path) -> String {
+/// Creates a fresh, empty database for one test; it is dropped with the
+/// value answered, so keep that until the gateways on it are stopped.
+pub async fn fresh_database(backend: Backend, dir: &Path) -> TestDatabase {
     match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("music.db").display()),
+        Backend::Sqlite => TestDatabase {
+            url: format!("sqlite://{}?mode=rwc", dir.join("music.db").display()),
+            name: None,
+        },
         Backend::Postgres => {
             let admin = postgres_admin_url();
             let name = format!("mg_test_{}", uuid::Uuid::new_v4().simple());
@@ -189,7 +195,10 @@ pub async fn fresh_database(backend: Backend, dir: &Path) -> String {
                 .expect("create a test database");
             conn.close().await.ok();
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            format!("{base}/{name}")
+            TestDatabase {
+                url: format!("{base}/{name}"),
+                name: Some(name),
+            }
         }
     }
 }
@@ -211,21 +220,13 @@ impl TestApp {
         std::fs::write(dir.path().join("signing-key.pem"), shared_key_pem()).expect("write key");
         let mut config = Config::embedded(dir.path());
         let fresh = fresh_database(backend, dir.path()).await;
-        config.database_url = fresh.clone();
+        config.database_url = fresh.url.clone();
         config.db_max_connections = 5;
         adjust(&mut config);
         // The app owns the database made for it, unless it was pointed at
         // another one (another app's, which that app owns): then the one
         // made here is not needed.
-        let owned_database = test_database_name(&fresh);
-        let owned_database = if config.database_url == fresh {
-            owned_database
-        } else {
-            if let Some(name) = owned_database {
-                drop_database(&name).await;
-            }
-            None
-        };
+        let database = (config.database_url == fresh.url).then_some(fresh);
         let database_url = config.database_url.clone();
         let issuer = LocalIssuer::from_pem(
             shared_key_pem(),
@@ -247,7 +248,7 @@ impl TestApp {
             issuer,
             backend,
             database_url,
-            owned_database,
+            _database: database,
             _dir: dir,
         }
     }

@@ -17,7 +17,7 @@ use crate::{
     cli::{Running, gateway, start_gateway},
     fake_auth0::FakeAuth0,
     for_both_backends,
-    helpers::{Backend, TestApp, fresh_database},
+    helpers::{Backend, TestApp, eventually, fresh_database},
 };
 
 /// Starts `count` gateways at the same moment, each with its own data
@@ -58,7 +58,8 @@ async fn post(client: &reqwest::Client, gateway: &Running, token: &str, query: &
 
 async fn instances_started_together_all_come_up_and_share_one_signing_key(backend: Backend) {
     let dir = TempDir::new().unwrap();
-    let url = fresh_database(backend, dir.path()).await;
+    let database = fresh_database(backend, dir.path()).await;
+    let url = database.url.clone();
     let envs = [("DATABASE_URL", url.clone())];
     let gateways = start_together(3, &dir, &envs).await;
 
@@ -141,7 +142,8 @@ async fn three_instances_share_one_budget_and_apply_each_outbox_change_once() {
     }
     fake.put_user(json!({"user_id": "auth0|admin"}));
     let dir = TempDir::new().unwrap();
-    let url = fresh_database(Backend::Postgres, dir.path()).await;
+    let database = fresh_database(Backend::Postgres, dir.path()).await;
+    let url = database.url.clone();
     let envs = [
         ("DATABASE_URL", url.clone()),
         ("IDENTITY_MODE", "auth0".to_owned()),
@@ -232,7 +234,6 @@ async fn three_instances_share_one_budget_and_apply_each_outbox_change_once() {
         "SELECT count(*) AS n FROM outbox WHERE locked_by LIKE '{victim_pid}-%' AND locked_until > now()"
     );
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     while count(&db, &held).await == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(7),
@@ -475,14 +476,12 @@ async fn one_users_failing_change_holds_back_no_other_user(backend: Backend) {
 
     // Once Auth0 takes Alice's changes, they arrive in the order committed.
     fake.fail_patches_of("auth0|alice", None);
-    let started = Instant::now();
-    while count(&gateway.state.db, "SELECT count(*) AS n FROM outbox").await > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "alice's changes never reached Auth0"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "alice's changes to reach Auth0",
+        async || count(&gateway.state.db, "SELECT count(*) AS n FROM outbox").await == 0,
+    )
+    .await;
     let alice: Vec<Value> = fake
         .served()
         .into_iter()

@@ -15,7 +15,7 @@ use std::{
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, eventually};
 
 /// A PostgreSQL server of the test's own, which it may stop and start: the
 /// suite's shared server must stay up for the other tests.
@@ -211,13 +211,19 @@ async fn the_database_going_away_under_load_is_reported_and_survived() {
                             },
                         }
                     }
+                    // A steady load, not a flood: time between requests.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the load to be served",
+        async || seen.lock().unwrap().ok >= 8,
+    )
+    .await;
     let server = tokio::task::spawn_blocking(move || {
         server.down();
         server
@@ -239,7 +245,14 @@ async fn the_database_going_away_under_load_is_reported_and_survived() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every worker has had answers with the database down.
+    let before_down = seen.lock().unwrap().codes.len();
+    eventually(
+        Duration::from_secs(60),
+        "answers during the outage",
+        async || seen.lock().unwrap().codes.len() >= before_down + 8,
+    )
+    .await;
     let during = {
         let seen = seen.lock().unwrap();
         (seen.codes.clone(), seen.other.clone())
@@ -286,7 +299,12 @@ async fn the_database_going_away_under_load_is_reported_and_survived() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let served_before = seen.lock().unwrap().ok;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the load to be served again",
+        async || seen.lock().unwrap().ok >= served_before + 8,
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.unwrap();

@@ -224,6 +224,7 @@ async fn a_cached_token_is_refused_once_expired(app: TestApp) {
         let (status, body) = app.post(Some(&token), "{ me { id } }", json!({})).await;
         assert_eq!(status, 200, "{body}");
     }
+    // Time must pass: the token's leeway ends in a second, whatever happens.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_refused(&app, &token, "expired after being cached").await;
 }

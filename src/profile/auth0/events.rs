@@ -7,14 +7,17 @@
 //! an older delivery changes nothing.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use serde_json::{Map, Value};
 
-use super::{Auth0Mirror, pending_outbox};
+use super::{
+    Auth0Mirror,
+    outbox::{pending_outbox, withdraw},
+};
 use crate::{
     auth0::parse_time,
     db::{begin_write, retry_races},
-    entity::{outbox, users},
+    entity::users,
     error::AppResult,
     profile::{
         metadata,
@@ -288,10 +291,7 @@ impl Auth0Mirror {
         }
         rows::delete_user(&txn, user_id, at, self.tombstone_ttl).await?;
         // Whatever was waiting for the account at Auth0 is moot.
-        outbox::Entity::delete_many()
-            .filter(outbox::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
+        withdraw(&txn, user_id, None).await?;
         txn.commit().await?;
         tracing::info!(user_id, "account deleted at Auth0; its data deleted here");
         Ok(())
