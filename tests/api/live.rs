@@ -656,7 +656,8 @@ async fn per_connection_limit() {
 /// file, but two processes on it see each other's commits by its poll).
 async fn a_mutation_on_one_instance_reaches_a_subscriber_on_another(backend: Backend) {
     let dir = TempDir::new().unwrap();
-    let url = fresh_database(backend, dir.path()).await;
+    let database = fresh_database(backend, dir.path()).await;
+    let url = database.url.clone();
     let start = |name: &str| {
         let envs = vec![
             ("DATABASE_URL", url.clone()),
@@ -758,7 +759,8 @@ async fn postgres_restarted_under_open_subscriptions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_stopped_or_killed_sends_its_clients_elsewhere() {
     let dir = TempDir::new().unwrap();
-    let url = fresh_database(Backend::Postgres, dir.path()).await;
+    let database = fresh_database(Backend::Postgres, dir.path()).await;
+    let url = database.url.clone();
     let start = |name: &str| {
         let envs = vec![
             ("DATABASE_URL", url.clone()),
