@@ -8,10 +8,12 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod live;
 #[cfg(test)]
 mod readme;
 mod stages;
 
+pub use self::live::{LiveArgs, LiveSettings};
 pub use self::stages::{
     CompiledSettings, CsrfPrevention, CsrfSettings, DEFAULT_REQUIRED_HEADERS, DocumentSettings,
     GuardLimits, GuardSettings, LimitSettings, OperationSettings, QueryLimits,
@@ -276,25 +278,8 @@ pub struct Settings {
     pub response_cache: ResponseCacheSettings,
     #[command(flatten)]
     pub compiled: CompiledSettings,
-    /// Seconds a WebSocket may take to send `connection_init` (else 4408).
-    #[arg(long, env = "LIVE_INIT_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
-    pub live_init_timeout_seconds: u64,
-    /// Seconds between keep-alive pings on an open live connection.
-    #[arg(long, env = "LIVE_KEEPALIVE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
-    pub live_keepalive_seconds: u64,
-    /// Open live connections (WebSockets, streams) per instance, at most.
-    #[arg(long, env = "LIVE_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
-    pub live_max_connections: u64,
-    /// Operations running on one live connection, at most.
-    #[arg(long, env = "LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
-    pub live_max_subscriptions_per_connection: u64,
-    /// Subscriptions of one user on one instance, at most.
-    #[arg(long, env = "LIVE_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
-    pub live_max_subscriptions_per_user: u64,
-    /// On SQLite, milliseconds between reads of the watched data versions
-    /// (PostgreSQL notifies instead).
-    #[arg(long, env = "LIVE_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000), global = true)]
-    pub live_poll_ms: u64,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Log lines as `text` or `json` (one object a line, for a log collector).
     #[arg(
         long,
@@ -377,7 +362,7 @@ pub struct Config {
     /// Whether introspection queries are answered.
     pub introspection: bool,
     /// Live updates: timeouts, limits, SQLite's poll.
-    pub live: crate::live::LiveSettings,
+    pub live: LiveSettings,
 }
 
 /// A secret that never prints.
@@ -533,15 +518,7 @@ impl Settings {
                 .unwrap_or_else(|| self.listen_addr.ip().is_loopback()),
             response_cache_max_bytes: self.response_cache.response_cache_max_bytes,
             compiled_queries: self.compiled.compiled_queries,
-            live: crate::live::LiveSettings {
-                init_timeout: std::time::Duration::from_secs(self.live_init_timeout_seconds),
-                keepalive: std::time::Duration::from_secs(self.live_keepalive_seconds),
-                // The range checks above keep these well inside usize.
-                max_connections: self.live_max_connections as usize,
-                max_per_connection: self.live_max_subscriptions_per_connection as usize,
-                max_per_user: self.live_max_subscriptions_per_user as usize,
-                poll: std::time::Duration::from_millis(self.live_poll_ms),
-            },
+            live: self.live.settings(),
             log_format: self.log_format,
             auth0,
             apq_cache_bytes: self.documents.apq_cache_bytes(),

@@ -49,35 +49,7 @@ fn describe() {
     );
 }
 
-/// The live-update settings.
-#[derive(Clone, Copy, Debug)]
-pub struct LiveSettings {
-    /// How long a WebSocket may take to send `connection_init`.
-    pub init_timeout: Duration,
-    /// How often the server pings an idle connection.
-    pub keepalive: Duration,
-    /// Open live connections of this instance, at most.
-    pub max_connections: usize,
-    /// Subscriptions of one connection, at most.
-    pub max_per_connection: usize,
-    /// Subscriptions of one user on this instance, at most.
-    pub max_per_user: usize,
-    /// How often SQLite's data versions are read for changes.
-    pub poll: Duration,
-}
-
-impl Default for LiveSettings {
-    fn default() -> Self {
-        Self {
-            init_timeout: Duration::from_secs(10),
-            keepalive: Duration::from_secs(15),
-            max_connections: 10_000,
-            max_per_connection: 100,
-            max_per_user: 200,
-            poll: Duration::from_millis(250),
-        }
-    }
-}
+pub use crate::config::LiveSettings;
 
 /// This instance's live connections and subscriptions.
 pub struct Live {
