@@ -287,6 +287,8 @@ impl Db {
             .min_connections(1)
             .connect_timeout(std::time::Duration::from_secs(10))
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // As the gateway's: no ping on acquiring a hot connection.
+            .test_before_acquire_if_idle_for(std::time::Duration::from_secs(30))
             .sqlx_logging(false);
         let conn = Database::connect(options)
             .await
