@@ -27,7 +27,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{
@@ -101,9 +101,15 @@ impl Framing {
     }
 
     fn answer(self, answer: &async_graphql::Response) -> Bytes {
+        // Serialized as it is, never through `serde_json::Value`, whose map
+        // sorts keys: the answer's keys stay in the document's order.
+        #[derive(serde::Serialize)]
+        struct Payload<'a> {
+            payload: &'a async_graphql::Response,
+        }
         match self {
-            Self::Sse => event("next", &json!(answer).to_string()),
-            Self::Multipart => part(&json!({"payload": answer})),
+            Self::Sse => event("next", &ordered_json(answer)),
+            Self::Multipart => part(&ordered_json(&Payload { payload: answer })),
         }
     }
 
@@ -111,14 +117,14 @@ impl Framing {
     fn errors(self, errors: Vec<async_graphql::ServerError>) -> Bytes {
         match self {
             Self::Sse => event("next", &json!({"errors": errors}).to_string()),
-            Self::Multipart => part(&json!({"payload": {"errors": errors}})),
+            Self::Multipart => part(&json!({"payload": {"errors": errors}}).to_string()),
         }
     }
 
     fn heartbeat(self) -> Bytes {
         match self {
             Self::Sse => Bytes::from_static(b":\n\n"),
-            Self::Multipart => part(&json!({})),
+            Self::Multipart => part("{}"),
         }
     }
 
@@ -135,8 +141,16 @@ fn event(name: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// `value` as JSON text, its maps in their own order.
+pub(super) fn ordered_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a live answer");
+        r#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.into()
+    })
+}
+
 /// A part and the boundary after it.
-fn part(body: &Value) -> Bytes {
+fn part(body: &str) -> Bytes {
     Bytes::from(format!(
         "\r\ncontent-type: application/json\r\n\r\n{body}\r\n--{BOUNDARY}"
     ))

@@ -78,7 +78,19 @@ impl Protocol {
             Self::TransportWs => "next",
             Self::Legacy => "data",
         };
-        json!({"type": kind, "id": id, "payload": payload}).to_string()
+        // Not through `serde_json::Value`, whose map sorts keys: the
+        // answer's keys stay in the document's order.
+        #[derive(serde::Serialize)]
+        struct Next<'a> {
+            r#type: &'a str,
+            id: &'a str,
+            payload: &'a async_graphql::Response,
+        }
+        super::streaming::ordered_json(&Next {
+            r#type: kind,
+            id,
+            payload,
+        })
     }
 
     /// The messages that end operation `id` as refused.

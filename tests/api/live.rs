@@ -900,3 +900,92 @@ async fn trusted_documents_apply_to_subscriptions() {
 async fn trusted_documents() {
     trusted_documents_apply_to_subscriptions().await;
 }
+
+/// Every transport writes an answer's keys in the document's order, the
+/// bytes an HTTP query of the same selection answers (not sorted, as a
+/// JSON map would sort them).
+async fn every_transport_keeps_the_documents_key_order() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token("auth0|order");
+    // Neither alphabetical nor its reverse.
+    let selection = "me { roles id displayName favGenre }";
+    let query = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": format!("{{ {selection} }}") }))
+        .send()
+        .await
+        .expect("query");
+    let expected = query.text().await.expect("query answer");
+    assert!(expected.contains(r#"{"roles":"#), "{expected}");
+    let subscription = format!("subscription {{ {selection} }}");
+
+    let mut socket = acknowledged(&app, &token).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "id": "1", "payload": {"query": subscription}}),
+    )
+    .await;
+    let text = loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a message");
+        if let Message::Text(text) = message
+            && !text.contains(r#""ping""#)
+        {
+            break text.to_string();
+        }
+    };
+    assert_eq!(
+        text,
+        format!(r#"{{"type":"next","id":"1","payload":{expected}}}"#)
+    );
+
+    for (accept, opening, closing) in [
+        (
+            r#"multipart/mixed;subscriptionSpec="1.0", application/json"#,
+            "\r\n\r\n",
+            "\r\n--graphql",
+        ),
+        ("text/event-stream", "event: next\ndata: ", "\n\n"),
+    ] {
+        let mut response = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&token)
+            .header("Accept", accept)
+            .json(&json!({ "query": subscription }))
+            .send()
+            .await
+            .expect("stream");
+        let mut seen = String::new();
+        let first = loop {
+            let chunk = tokio::time::timeout(PATIENCE, response.chunk())
+                .await
+                .expect("a chunk in time")
+                .expect("the stream is open")
+                .expect("a first answer before the stream ends");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(start) = seen.find(&format!("{opening}{{\"")) {
+                let body = &seen[start + opening.len()..];
+                if let Some(end) = body.find(closing) {
+                    break body[..end].to_string();
+                }
+            }
+        };
+        let wanted = if accept.starts_with("multipart") {
+            format!(r#"{{"payload":{expected}}}"#)
+        } else {
+            expected.clone()
+        };
+        assert_eq!(first, wanted, "{accept}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_order() {
+    every_transport_keeps_the_documents_key_order().await;
+}
