@@ -155,6 +155,47 @@ async fn a_subscription_to_me_sees_mutations_made_over_http(app: TestApp) {
     }
 }
 
+/// Roles are the server's (`app_metadata`): an admin's change reaches the
+/// user's open subscription, and so does its withdrawal.
+async fn a_role_granted_and_withdrawn_by_an_admin_reaches_the_subscriber(app: TestApp) {
+    let user = "auth0|editor";
+    app.ok(user, "{ me { id } }", json!({})).await;
+    let mut client = NodeClient::start(
+        &ws_url(&app.url("/graphql")),
+        &app.token(user),
+        "subscription { me { roles canEditFeaturedPlaylists } }",
+        json!({}),
+    );
+    let first = client.next_payload().await;
+    assert_eq!(first["data"]["me"]["roles"], json!([]), "{first}");
+    let admin = app.token_with("auth0|admin", json!({"scope": "write:app_metadata"}));
+    let set_roles = |roles: Value| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            app.ok_with(
+                admin,
+                "mutation($id: ID!, $roles: [String!]!) { setUserRoles(userId: $id, roles: $roles) { roles } }",
+                json!({"id": user, "roles": roles}),
+            )
+            .await
+        }
+    };
+    set_roles(json!(["playlist_editor"])).await;
+    let granted = client.next_payload().await;
+    assert_eq!(
+        granted["data"]["me"],
+        json!({"roles": ["playlist_editor"], "canEditFeaturedPlaylists": true}),
+        "{granted}"
+    );
+    set_roles(json!([])).await;
+    let withdrawn = client.next_payload().await;
+    assert_eq!(
+        withdrawn["data"]["me"],
+        json!({"roles": [], "canEditFeaturedPlaylists": false}),
+        "{withdrawn}"
+    );
+}
+
 async fn a_query_runs_over_the_socket(app: TestApp) {
     let token = app.token("auth0|socket");
     let mut client = NodeClient::start(
@@ -299,6 +340,7 @@ mod shared_reread {
 }
 
 on_both_databases!(
+    a_role_granted_and_withdrawn_by_an_admin_reaches_the_subscriber,
     a_deleted_account_ends_its_subscriptions,
     the_http_streams_serve_their_own_clients,
     a_subscription_to_me_sees_mutations_made_over_http,
