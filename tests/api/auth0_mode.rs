@@ -291,7 +291,15 @@ async fn the_plays_rule_reaches_auth0_keeping_other_roles(backend: Backend) {
 async fn the_outbox_survives_a_crash_and_restart(backend: Backend) {
     let fake = FakeAuth0::start().await;
     fake.put_user(alice());
-    let first = TestApp::spawn_auth0(backend, &fake, |_| {}).await;
+    // A worker killed mid-attempt holds its entry's lease until the lease
+    // runs out: short here, so the next process takes the entry over soon.
+    let lease = Duration::from_secs(3);
+    let first = TestApp::spawn_auth0(backend, &fake, |c| {
+        if let Some(auth0) = c.auth0.as_mut() {
+            auth0.outbox_lease = lease;
+        }
+    })
+    .await;
     let user = fake.mint("auth0|alice", json!({}));
     first.ok_with(&user, ME, json!({})).await;
     // Auth0 goes down; an admin changes the plan; the gateway dies.
@@ -320,7 +328,13 @@ async fn the_outbox_survives_a_crash_and_restart(backend: Backend) {
     // Auth0 is back; a new gateway process starts on the same database.
     fake.fail_next(0, 503);
     let database_url = first.database_url.clone();
-    let second = TestApp::spawn_auth0(backend, &fake, |c| c.database_url = database_url).await;
+    let second = TestApp::spawn_auth0(backend, &fake, |c| {
+        c.database_url = database_url;
+        if let Some(auth0) = c.auth0.as_mut() {
+            auth0.outbox_lease = lease;
+        }
+    })
+    .await;
     eventually(Duration::from_secs(20), "the plan at Auth0", async || {
         fake.user("auth0|alice").unwrap()["app_metadata"]["plan"] == "family"
     })
