@@ -5,8 +5,10 @@
 //! - `seed`: bulk-inserts benchmark users, songs and playlists;
 //! - `reference`: serves the hand-written `POST /graphql` handler;
 //! - `load`: drives one URL with the full `me` query and prints latencies;
-//! - `run`: the whole benchmark, as `scripts/bench` runs it.
+//! - `run`: the whole benchmark, as `scripts/bench` runs it;
+//! - `live`: the live-updates benchmark (`scripts/bench --live`).
 
+mod live;
 mod load;
 mod metrics;
 mod plot;
@@ -49,6 +51,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Run the whole benchmark and write the report and plots (what `scripts/bench` calls).
     Run(Box<run::RunArgs>),
+    /// Open many subscriptions and time changes to their delivery (issue 17).
+    Live(live::LiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             Command::Reference(args) => reference::main(args).await,
             Command::Load(args) => load::main(args).await,
             Command::Run(args) => run::main(*args).await,
+            Command::Live(args) => live::main(args).await,
         }
     });
     // Background tasks (the fake Auth0's server, connection tasks) must not
