@@ -163,6 +163,9 @@ impl LiveQuery {
                     .iter()
                     .all(|e| code(e) == Some("UPSTREAM_UNAVAILABLE"))
             {
+                if let Some(run) = &self.run {
+                    self.state.live.runs.discard(self.key, run);
+                }
                 self.retry = true;
                 continue;
             }

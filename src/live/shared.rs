@@ -71,6 +71,16 @@ impl Runs {
         }
     }
 
+    /// `run` failed for want of the database: it is not handed out again,
+    /// so the retry reads anew instead of getting the same failure from
+    /// the run kept for the same wakes (no change brings new wakes).
+    pub fn discard(&self, key: [u8; 32], run: &Arc<Run>) {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if runs.get(&key).is_some_and(|kept| Arc::ptr_eq(kept, run)) {
+            runs.remove(&key);
+        }
+    }
+
     /// A live query is done with `run`: forgets it once nobody holds it.
     pub fn release(&self, key: [u8; 32], run: Arc<Run>) {
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
@@ -81,5 +91,32 @@ impl Runs {
         {
             runs.remove(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_discarded_run_is_computed_again_for_the_same_wakes() {
+        let runs = Runs::default();
+        let key = [7; 32];
+        let wakes = (Some(1), None);
+        let failed = runs.get(key, wakes);
+        let unavailable = || async { Err(vec![ServerError::new("database unavailable", None)]) };
+        assert!(failed.answer(unavailable).await.is_err());
+        // Kept for the same wakes: another live query shares the failure.
+        assert!(Arc::ptr_eq(&failed, &runs.get(key, wakes)));
+        runs.discard(key, &failed);
+        let retried = runs.get(key, wakes);
+        assert!(!Arc::ptr_eq(&failed, &retried));
+        let answered = retried
+            .answer(|| async { Ok(Response::new(async_graphql::Value::Null)) })
+            .await;
+        assert!(answered.is_ok());
+        // Discarding a run no longer kept leaves the kept one alone.
+        runs.discard(key, &failed);
+        assert!(Arc::ptr_eq(&retried, &runs.get(key, wakes)));
     }
 }
