@@ -105,6 +105,9 @@ impl Protocol {
     }
 }
 
+/// Bytes each socket reads and writes in one go.
+const SOCKET_BUFFER: usize = 8 * 1024;
+
 /// Messages a subscription may have waiting for the socket: a slow client
 /// holds its subscriptions back (they then skip to the newest answer)
 /// rather than growing a queue.
@@ -160,6 +163,12 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     };
     upgrade
         .protocols([TRANSPORT_WS, LEGACY])
+        // tungstenite's defaults hold 128 KiB to read and 128 KiB to write
+        // for every socket, most of a live connection's memory; the
+        // protocol's messages are a few KiB and the buffers grow for a
+        // larger one.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| async move {
             Connection::new(state, principal, slot).run(socket).await;
         })
