@@ -94,6 +94,11 @@ codes! {
     // The deadline.
     /// Stopped at `REQUEST_TIMEOUT_SECONDS`.
     RequestTimeout = "REQUEST_TIMEOUT",
+    // Live updates.
+    /// Over `LIVE_MAX_CONNECTIONS`.
+    TooManyConnections = "TOO_MANY_CONNECTIONS",
+    /// Over `LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION` or `_PER_USER`.
+    TooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS",
 }
 
 impl fmt::Display for ErrorCode {

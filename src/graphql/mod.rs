@@ -32,7 +32,7 @@ pub use limits::{
 };
 pub use mutation::MutationRoot;
 pub use operation::{check_required_variables, choose_operation};
-pub use order::{Shape, for_executor, sort_errors};
+pub use order::{Shape, for_executor, ready_for_executor, sort_errors};
 pub use query::QueryRoot;
 pub use scalars::Timestamp;
 pub use subscription::SubscriptionRoot;

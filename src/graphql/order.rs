@@ -200,6 +200,28 @@ fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> bool 
     })
 }
 
+/// Readies a parsed `request` for async-graphql's executor: its document as
+/// [`for_executor`] rewrites it, and the [`Shape`] that puts the answer
+/// right afterwards (`None` when the document did not parse).
+pub fn ready_for_executor(request: &mut async_graphql::Request) -> Option<Shape> {
+    // The parsed document borrows the request: the rest is set aside.
+    let variables = std::mem::take(&mut request.variables);
+    let operation_name = request.operation_name.take();
+    let shape = match request.parsed_query() {
+        Ok(document) => {
+            let shape = Shape::of(document, operation_name.as_deref(), &variables);
+            if let Some(kept) = for_executor(document) {
+                request.set_parsed_query(kept);
+            }
+            shape
+        }
+        Err(_) => None,
+    };
+    request.variables = variables;
+    request.operation_name = operation_name;
+    shape
+}
+
 /// The document async-graphql should run in place of `document` (see the
 /// module comment); `None` when it needs no change (the common case: nothing
 /// is copied). Subscriptions are left alone: `__typename` is not allowed at

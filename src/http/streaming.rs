@@ -28,6 +28,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
+
+use crate::error::ErrorCode;
 use tokio::sync::mpsc;
 
 use super::{
@@ -141,6 +143,29 @@ fn event(name: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// The answer to a live connection over `LIVE_MAX_CONNECTIONS`, for every
+/// transport (a WebSocket is refused before its upgrade).
+pub(super) fn too_many_connections(over: crate::live::OverLimit) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"errors": [{
+            "message": over.0,
+            "extensions": {"code": ErrorCode::TooManyConnections.as_str()}
+        }]})),
+    )
+        .into_response()
+}
+
+/// An error of `message` with `code`, as a live transport sends it.
+pub(super) fn coded(message: String, code: ErrorCode) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+    error
+}
+
 /// `value` as JSON text, its maps in their own order.
 pub(super) fn ordered_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| {
@@ -186,16 +211,7 @@ pub async fn post(
     };
     let slot = match state.live.open_connection() {
         Ok(slot) => slot,
-        Err(over) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"errors": [{
-                    "message": over.0,
-                    "extensions": {"code": "TOO_MANY_CONNECTIONS"}
-                }]})),
-            )
-                .into_response();
-        }
+        Err(over) => return too_many_connections(over),
     };
     let (sender, receiver) = mpsc::channel::<Bytes>(1);
     tokio::spawn(async move {
@@ -257,11 +273,7 @@ async fn stream(
         Some(p) => match state.live.open_subscription(&p.user_id) {
             Ok(slot) => Some(slot),
             Err(over) => {
-                let mut error = async_graphql::ServerError::new(over.0, None);
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", "TOO_MANY_SUBSCRIPTIONS");
+                let error = coded(over.0, ErrorCode::TooManySubscriptions);
                 let _ = send(framing.errors(vec![error])).await;
                 let _ = send(framing.closing()).await;
                 return;

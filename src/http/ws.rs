@@ -33,11 +33,13 @@ use tokio::{sync::mpsc, task::AbortHandle};
 use super::{
     auth::MaybePrincipal,
     graphql::{Refusal, Transport, WireRequest, prepare},
+    streaming::coded,
 };
 use crate::{
     AppState,
     auth::Principal,
     config::CorsOrigins,
+    error::ErrorCode,
     live::{ConnectionSlot, LiveQuery, execute_once},
 };
 
@@ -150,16 +152,7 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         .map_err(|e| e.0.to_string());
     let slot = match state.live.open_connection() {
         Ok(slot) => slot,
-        Err(over) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"errors": [{
-                    "message": over.0,
-                    "extensions": {"code": "TOO_MANY_CONNECTIONS"}
-                }]})),
-            )
-                .into_response();
-        }
+        Err(over) => return super::streaming::too_many_connections(over),
     };
     upgrade
         .protocols([TRANSPORT_WS, LEGACY])
@@ -498,7 +491,7 @@ impl Connection {
                     "this connection has {limit} operations running, its limit \
                      (LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION): complete one first"
                 ),
-                "TOO_MANY_SUBSCRIPTIONS",
+                ErrorCode::TooManySubscriptions,
             )]);
         }
         let prepared = match prepare(
@@ -532,7 +525,9 @@ impl Connection {
             let slot = match &principal {
                 Some(p) => match state.live.open_subscription(&p.user_id) {
                     Ok(slot) => Some(slot),
-                    Err(over) => return error(vec![coded(over.0, "TOO_MANY_SUBSCRIPTIONS")]),
+                    Err(over) => {
+                        return error(vec![coded(over.0, ErrorCode::TooManySubscriptions)]);
+                    }
                 },
                 None => None,
             };
@@ -620,15 +615,6 @@ fn init_token(payload: Option<&Value>) -> Option<&str> {
         _ => value,
     };
     (!token.is_empty()).then_some(token)
-}
-
-fn coded(message: String, code: &str) -> async_graphql::ServerError {
-    let mut error = async_graphql::ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
 }
 
 fn text(value: Value) -> Message {

@@ -161,7 +161,7 @@ impl LiveQuery {
                 && response
                     .errors
                     .iter()
-                    .all(|e| code(e) == Some("UPSTREAM_UNAVAILABLE"))
+                    .all(|e| code(e) == Some(crate::error::ErrorCode::UpstreamUnavailable.as_str()))
             {
                 if let Some(run) = &self.run {
                     self.state.live.runs.discard(self.key, run);
@@ -171,7 +171,10 @@ impl LiveQuery {
             }
             if response.data == Value::Null && !response.errors.is_empty() {
                 if let Some(key) = &self.playlist_key
-                    && response.errors.iter().all(|e| code(e) == Some("NOT_FOUND"))
+                    && response
+                        .errors
+                        .iter()
+                        .all(|e| code(e) == Some(crate::error::ErrorCode::NotFound.as_str()))
                 {
                     // Gone (deleted, or no longer featured): one `null`.
                     let mut data = async_graphql::indexmap::IndexMap::new();
@@ -234,19 +237,7 @@ pub async fn execute_once(
     principal: Option<Principal>,
     mut request: async_graphql::Request,
 ) -> Result<Response, Vec<ServerError>> {
-    let operation_name = request.operation_name.clone();
-    let variables = std::mem::take(&mut request.variables);
-    let shape = match request.parsed_query() {
-        Ok(document) => {
-            let shape = gql::Shape::of(document, operation_name.as_deref(), &variables);
-            if let Some(kept) = gql::for_executor(document) {
-                request.set_parsed_query(kept);
-            }
-            shape
-        }
-        Err(_) => None,
-    };
-    request.variables = variables;
+    let shape = gql::ready_for_executor(&mut request);
     execute(state, principal, request, shape.as_ref()).await
 }
 

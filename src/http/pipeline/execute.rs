@@ -156,20 +156,7 @@ async fn run(
     // async-graphql orders keys as its resolvers finish and answers an
     // object whose fields are all skipped `null`: put both right (see
     // `graphql::Shape`).
-    let variables = std::mem::take(&mut request.variables);
-    let operation_name = request.operation_name.take();
-    let shape = match request.parsed_query() {
-        Ok(document) => {
-            let shape = gql::Shape::of(document, operation_name.as_deref(), &variables);
-            if let Some(kept) = gql::for_executor(document) {
-                request.set_parsed_query(kept);
-            }
-            shape
-        }
-        Err(_) => None,
-    };
-    request.variables = variables;
-    request.operation_name = operation_name;
+    let shape = gql::ready_for_executor(&mut request);
     let mut response = schema.execute(request.data(context)).await;
     if let Some(shape) = &shape {
         shape.apply(&mut response.data);
