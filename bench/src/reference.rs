@@ -15,9 +15,13 @@
 //! JSON and the process parses none. That is the fastest honest handler we
 //! know how to write, so the gateway's ratio to it is its real overhead.
 //!
-//! On SQLite the statement still builds the document itself
-//! (`json_object`/`json_group_array`): SQLite has no arrays, and its JSON
-//! functions run in the same process, so there is no second parse to save.
+//! On SQLite the statement builds each page's JSON (`json_object`/
+//! `json_group_array`): SQLite has no arrays, and its JSON functions run in
+//! the same process. The handler splices those texts into the answer
+//! without parsing them.
+//! The second SQLite reference (`--driver rusqlite`) runs that statement
+//! on rusqlite connections of its own, one per blocking thread at a time,
+//! without sqlx's worker thread and channels per connection.
 //!
 //! It does not parse GraphQL. It reads the body as JSON and takes the page
 //! sizes from the query text: the three `first: N` arguments, in the order
@@ -107,12 +111,15 @@ WHERE u.id = $1"
     )
 }
 
-/// The document for SQLite, with the page sizes and the optional fields
-/// written in. A value's JSON subtype does not survive a subquery, so each
-/// subquery's array is passed through `json()` to be embedded as JSON
-/// rather than as a string.
+/// The statement for SQLite, with the page sizes and the optional fields
+/// written in. It answers the user's columns and each page as the JSON text
+/// of its array (`json_group_array`), which the handler splices into the
+/// answer as it is: no JSON is parsed again, neither by SQLite (a page
+/// wrapped into an outer `json_object` would go through `json()` once more,
+/// since a value's JSON subtype does not survive a subquery) nor by the
+/// process. Only a playlist's songs, nested in its object, go through
+/// `json()`.
 fn sqlite_me(fields: Fields, pages: Pages) -> String {
-    let id = if fields.me_id { "'id', u.id, " } else { "" };
     let artist = if fields.song_artist {
         ", 'artist', s.artist"
     } else {
@@ -128,28 +135,62 @@ fn sqlite_me(fields: Fields, pages: Pages) -> String {
     // would parse and plan it again every time.
     format!(
         "\
-SELECT json_object({id}
-  'displayName', COALESCE(json_extract(u.user_metadata, '$.displayName'), 'user'),
-  'roles', json(COALESCE(json_extract(u.app_metadata, '$.roles'), '[]')),
-  'favGenre', d.fav_genre,
-  'songs', json_object('nodes', json((
-    SELECT json_group_array(json_object('id', CAST(s.id AS TEXT), 'name', s.name{artist}) ORDER BY s.id)
-    FROM (SELECT id, name, artist FROM songs WHERE user_id = u.id ORDER BY id LIMIT {songs}) s
-  ))),
-  'playlists', json_object('nodes', json((
-    SELECT json_group_array(json_object('id', CAST(p.id AS TEXT), 'name', p.name, 'plays', p.plays,
+SELECT u.id,
+  COALESCE(json_extract(u.user_metadata, '$.displayName'), 'user'),
+  COALESCE(json_extract(u.app_metadata, '$.roles'), '[]'),
+  d.fav_genre,
+  (SELECT json_group_array(json_object('id', CAST(s.id AS TEXT), 'name', s.name{artist}) ORDER BY s.id)
+   FROM (SELECT id, name, artist FROM songs WHERE user_id = u.id ORDER BY id LIMIT {songs}) s),
+  (SELECT json_group_array(json_object('id', CAST(p.id AS TEXT), 'name', p.name, 'plays', p.plays,
       'songs', json_object('nodes', json((
         SELECT json_group_array(json_object('id', CAST(s.id AS TEXT), 'name', s.name) ORDER BY ps.position, ps.song_id)
         FROM (SELECT song_id, position FROM playlist_songs WHERE playlist_id = p.id
               ORDER BY position, song_id LIMIT {playlist_songs}) ps
         JOIN songs s ON s.id = ps.song_id
       )))) ORDER BY p.id)
-    FROM (SELECT id, name, plays FROM playlists WHERE user_id = u.id ORDER BY id LIMIT {playlists}) p
-  )))
-)
+   FROM (SELECT id, name, plays FROM playlists WHERE user_id = u.id ORDER BY id LIMIT {playlists}) p)
 FROM users u LEFT JOIN user_data d ON d.user_id = u.id
 WHERE u.id = ?1"
     )
+}
+
+/// [`sqlite_me`]'s row: the user's columns, then the roles and the two
+/// pages as JSON text.
+struct SqliteRow<'r> {
+    id: &'r str,
+    display_name: &'r str,
+    roles: &'r str,
+    fav_genre: Option<&'r str>,
+    songs: &'r str,
+    playlists: &'r str,
+}
+
+impl SqliteRow<'_> {
+    /// `{"data":{"me":…}}`, keys in the query's order, the JSON texts
+    /// spliced in.
+    fn write(&self, fields: Fields, out: &mut Vec<u8>) {
+        out.reserve(self.songs.len() + self.playlists.len() + 128);
+        out.extend_from_slice(b"{\"data\":{\"me\":{");
+        if fields.me_id {
+            out.extend_from_slice(b"\"id\":");
+            json_str(out, self.id);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"displayName\":");
+        json_str(out, self.display_name);
+        out.extend_from_slice(b",\"roles\":");
+        out.extend_from_slice(self.roles.as_bytes());
+        out.extend_from_slice(b",\"favGenre\":");
+        match self.fav_genre {
+            Some(genre) => json_str(out, genre),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"songs\":{\"nodes\":");
+        out.extend_from_slice(self.songs.as_bytes());
+        out.extend_from_slice(b"},\"playlists\":{\"nodes\":");
+        out.extend_from_slice(self.playlists.as_bytes());
+        out.extend_from_slice(b"}}}}");
+    }
 }
 
 /// Arguments of `music-gateway-bench reference`.
@@ -173,8 +214,9 @@ pub struct ReferenceArgs {
     /// Size of the database connection pool (the gateway's DB_MAX_CONNECTIONS).
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
-    /// The PostgreSQL client: sqlx (the gateway's, through SeaORM) or
-    /// tokio-postgres (with a deadpool pool), the fastest we know.
+    /// The database client: sqlx (the gateway's, through SeaORM), or the
+    /// fastest we know for the database: tokio-postgres (with a deadpool
+    /// pool) on PostgreSQL, rusqlite on SQLite.
     #[arg(long, value_enum, default_value_t = Driver::Sqlx)]
     pub driver: Driver,
 }
@@ -184,6 +226,7 @@ pub struct ReferenceArgs {
 pub enum Driver {
     Sqlx,
     TokioPostgres,
+    Rusqlite,
 }
 
 /// `music-gateway-bench reference`: serves until SIGINT or SIGTERM.
@@ -192,6 +235,7 @@ pub async fn main(args: ReferenceArgs) -> anyhow::Result<()> {
     let db = match args.driver {
         Driver::Sqlx => Db::connect(&args.database_url, args.pool_size).await?,
         Driver::TokioPostgres => Db::connect_tokio_postgres(&args.database_url, args.pool_size)?,
+        Driver::Rusqlite => Db::connect_rusqlite(&args.database_url, args.pool_size)?,
     };
     let state = Arc::new(Reference {
         keys,
@@ -276,6 +320,42 @@ enum Db {
         pool: deadpool_postgres::Pool,
         statements: [String; 2],
     },
+    /// rusqlite: `pool_size` connections, each lent to one blocking task at
+    /// a time; statements are prepared once per connection by their text
+    /// (rusqlite's statement cache), as sqlx's are.
+    Rusqlite(Arc<RusqlitePool>),
+}
+
+/// The rusqlite connections: a permit per connection, then one taken off
+/// the stack for the length of a query.
+struct RusqlitePool {
+    permits: tokio::sync::Semaphore,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl RusqlitePool {
+    /// Runs `f` on an idle connection, on a blocking thread.
+    async fn with<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self.permits.acquire().await?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .idle
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the rusqlite pool is poisoned"))?
+                .pop()
+                .context("a permit without an idle connection")?;
+            let result = f(&conn);
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.push(conn);
+            }
+            Ok(result?)
+        })
+        .await?
+    }
 }
 
 impl Db {
@@ -330,6 +410,28 @@ impl Db {
         })
     }
 
+    /// `pool_size` rusqlite connections to the SQLite file of `url`,
+    /// opened now, in the mode the gateway left the file in (WAL).
+    fn connect_rusqlite(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .with_context(|| format!("{url} is not a SQLite URL"))?;
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        let idle = (0..pool_size.max(1))
+            .map(|_| {
+                let conn = rusqlite::Connection::open(path)
+                    .with_context(|| format!("cannot open {path}"))?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(conn)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self::Rusqlite(Arc::new(RusqlitePool {
+            permits: tokio::sync::Semaphore::new(idle.len()),
+            idle: std::sync::Mutex::new(idle),
+        })))
+    }
+
     /// Writes `{"data":{"me":…}}` for `user_id` into `out`; `false` when
     /// there is no such user.
     async fn me(
@@ -342,17 +444,55 @@ impl Db {
         match self {
             Db::Sqlite(pool) => {
                 let sql = sqlite_me(fields, pages);
-                let document = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(user_id)
                     .fetch_optional(pool)
                     .await?;
-                let Some(document) = document else {
+                let Some(row) = row else {
                     return Ok(false);
                 };
-                out.reserve(document.len() + 20);
-                out.extend_from_slice(b"{\"data\":{\"me\":");
-                out.extend_from_slice(document.as_bytes());
-                out.extend_from_slice(b"}}");
+                SqliteRow {
+                    id: row.try_get(0)?,
+                    display_name: row.try_get(1)?,
+                    roles: row.try_get(2)?,
+                    fav_genre: row.try_get(3)?,
+                    songs: row.try_get(4)?,
+                    playlists: row.try_get(5)?,
+                }
+                .write(fields, out);
+                Ok(true)
+            }
+            Db::Rusqlite(pool) => {
+                let sql = sqlite_me(fields, pages);
+                let user_id = user_id.to_owned();
+                // The answer is written on the blocking thread, the text
+                // borrowed from the row.
+                let body = pool
+                    .with(move |conn| {
+                        let mut statement = conn.prepare_cached(&sql)?;
+                        let mut rows = statement.query([&user_id])?;
+                        let Some(row) = rows.next()? else {
+                            return Ok(None);
+                        };
+                        let text =
+                            |i: usize| -> rusqlite::Result<&str> { Ok(row.get_ref(i)?.as_str()?) };
+                        let mut body = Vec::with_capacity(16 * 1024);
+                        SqliteRow {
+                            id: text(0)?,
+                            display_name: text(1)?,
+                            roles: text(2)?,
+                            fav_genre: row.get_ref(3)?.as_str_or_null()?,
+                            songs: text(4)?,
+                            playlists: text(5)?,
+                        }
+                        .write(fields, &mut body);
+                        Ok(Some(body))
+                    })
+                    .await?;
+                let Some(body) = body else {
+                    return Ok(false);
+                };
+                *out = body;
                 Ok(true)
             }
             Db::Postgres { pool, statements } => {
@@ -836,6 +976,37 @@ mod tests {
         assert!(text.contains(
             "\"songs\":{\"nodes\":[{\"id\":\"1\",\"name\":\"One\",\"artist\":\"Art\"},{\"id\":\"2\",\"name\":\"Two\\\\\",\"artist\":null}]}"
         ));
+    }
+
+    #[test]
+    fn the_sqlite_row_splices_its_json_in_the_querys_order() {
+        let row = SqliteRow {
+            id: "auth0|x",
+            display_name: "A \"q\"",
+            roles: r#"["listener"]"#,
+            fav_genre: None,
+            songs: r#"[{"id":"1","name":"One"}]"#,
+            playlists: "[]",
+        };
+        let mut out = Vec::new();
+        row.write(
+            Fields {
+                me_id: true,
+                song_artist: false,
+            },
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"data":{"me":{"id":"auth0|x","displayName":"A \"q\"","roles":["listener"],"favGenre":null,"songs":{"nodes":[{"id":"1","name":"One"}]},"playlists":{"nodes":[]}}}}"#
+        );
+        let mut out = Vec::new();
+        row.write(Fields::default(), &mut out);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .starts_with(r#"{"data":{"me":{"displayName":"#)
+        );
     }
 
     #[test]

@@ -221,8 +221,9 @@ pub struct Level {
     /// CPU per request of the reference and of the database (PostgreSQL).
     #[serde(default)]
     pub reference_cpu: CpuPerRequest,
-    /// The tokio-postgres reference under the same load (PostgreSQL
-    /// sessions): the same handler without sqlx's per-query cost.
+    /// The fastest reference under the same load (tokio-postgres on
+    /// PostgreSQL, rusqlite on SQLite): the same handler without sqlx's
+    /// per-query cost.
     #[serde(default)]
     pub fast: Option<LoadResult>,
     #[serde(default)]
@@ -258,7 +259,7 @@ impl Level {
         ratio(self.gateway.p99_ms, self.reference.p99_ms)
     }
 
-    /// Gateway throughput and p99 against the tokio-postgres reference's.
+    /// Gateway throughput and p99 against the fastest reference's.
     pub fn fast_ratios(&self) -> Option<(f64, f64)> {
         let f = self.fast.as_ref()?;
         Some((
@@ -444,7 +445,7 @@ pub fn markdown(results: &Results) -> String {
             );
         }
         md.push('\n');
-        md.push_str(&fast_table(&s.levels, "gateway"));
+        md.push_str(&fast_table(&s.levels, "gateway", s.database));
         let _ = writeln!(
             md,
             "Peak memory (VmHWM): gateway {:.1} MiB (largest RSS sampled under load {:.1} MiB); reference {:.1} MiB. \
@@ -470,7 +471,7 @@ pub fn markdown(results: &Results) -> String {
                 results.shape_query
             );
             md.push_str(&shape_table(&s.shape, "gateway"));
-            md.push_str(&fast_table(&s.shape, "gateway"));
+            md.push_str(&fast_table(&s.shape, "gateway", s.database));
             if !s.shape_cached.is_empty() {
                 let _ = writeln!(
                     md,
@@ -487,7 +488,7 @@ pub fn markdown(results: &Results) -> String {
                     )
                 );
                 md.push_str(&shape_table(&s.shape_cached, "gateway+cache"));
-                md.push_str(&fast_table(&s.shape_cached, "gateway+cache"));
+                md.push_str(&fast_table(&s.shape_cached, "gateway+cache", s.database));
             }
             let _ = writeln!(
                 md,
@@ -596,20 +597,28 @@ fn shape_table(levels: &[Level], gateway: &str) -> String {
     md
 }
 
-/// The same levels against the tokio-postgres reference, where it ran
-/// (PostgreSQL); empty otherwise.
-fn fast_table(levels: &[Level], gateway: &str) -> String {
+/// The same levels against the fastest reference, where it ran; empty
+/// otherwise.
+fn fast_table(levels: &[Level], gateway: &str, database: DbKind) -> String {
     let mut md = String::new();
     if levels.iter().all(|l| l.fast.is_none()) {
         return md;
     }
+    let (name, short, how) = match database {
+        DbKind::Postgres => ("tokio-postgres", "tokio-pg", "tokio-postgres and deadpool"),
+        DbKind::Sqlite => (
+            "rusqlite",
+            "rusqlite",
+            "rusqlite connections on blocking threads",
+        ),
+    };
     let _ = writeln!(
         md,
-        "Against the tokio-postgres reference (the same handler and statement on tokio-postgres and deadpool instead of sqlx):\n"
+        "Against the {name} reference (the same handler and statement on {how} instead of sqlx):\n"
     );
     let _ = writeln!(
         md,
-        "| concurrency | {gateway} req/s | tokio-pg req/s | ratio | {gateway} p99 ms | tokio-pg p99 ms | p99 ratio | {gateway} CPU ms/req | tokio-pg CPU ms/req | {gateway} DB CPU ms/req | tokio-pg DB CPU ms/req | errors |"
+        "| concurrency | {gateway} req/s | {short} req/s | ratio | {gateway} p99 ms | {short} p99 ms | p99 ratio | {gateway} CPU ms/req | {short} CPU ms/req | {gateway} DB CPU ms/req | {short} DB CPU ms/req | errors |"
     );
     let _ = writeln!(
         md,

@@ -687,12 +687,12 @@ async fn run_session(ctx: &Ctx, database: DbKind, mode: Mode) -> anyhow::Result<
             Ok((child, server))
         };
     let (mut reference, reference_srv) = spawn_reference("reference", "sqlx")?;
-    // On PostgreSQL, a second reference on tokio-postgres: sqlx's own
-    // per-query cost is part of the first one's figures.
-    let mut fast = match database {
-        DbKind::Postgres => Some(spawn_reference("tokio-pg", "tokio-postgres")?),
-        DbKind::Sqlite => None,
-    };
+    // A second reference on the fastest client we know for the database:
+    // sqlx's own per-query cost is part of the first one's figures.
+    let mut fast = Some(match database {
+        DbKind::Postgres => spawn_reference("tokio-pg", "tokio-postgres")?,
+        DbKind::Sqlite => spawn_reference("rusqlite", "rusqlite")?,
+    });
     for (child, server) in std::iter::once((&mut reference, &reference_srv))
         .chain(fast.as_mut().map(|(c, s)| (c, &*s)))
     {
@@ -1030,7 +1030,7 @@ struct Runner<'a> {
     tag: &'a str,
     /// The PostgreSQL server, when its processes are visible here.
     postgres: Option<&'a PostgresServer>,
-    /// The tokio-postgres reference (PostgreSQL sessions), measured beside
+    /// The fastest reference (tokio-postgres or rusqlite), measured beside
     /// the sqlx one at every level.
     fast: Option<&'a Server>,
 }
