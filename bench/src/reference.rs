@@ -329,7 +329,7 @@ enum Db {
 /// The rusqlite connections: a permit per connection, then one taken off
 /// the stack for the length of a query.
 struct RusqlitePool {
-    permits: tokio::sync::Semaphore,
+    permits: Arc<tokio::sync::Semaphore>,
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
 }
 
@@ -339,9 +339,13 @@ impl RusqlitePool {
         self: &Arc<Self>,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await?;
+        // The permit goes with the connection to the blocking thread: a
+        // request dropped while its query runs (the client went away) must
+        // not free the permit before the connection is back.
+        let permit = Arc::clone(&self.permits).acquire_owned().await?;
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool
                 .idle
                 .lock()
@@ -427,7 +431,7 @@ impl Db {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self::Rusqlite(Arc::new(RusqlitePool {
-            permits: tokio::sync::Semaphore::new(idle.len()),
+            permits: Arc::new(tokio::sync::Semaphore::new(idle.len())),
             idle: std::sync::Mutex::new(idle),
         })))
     }

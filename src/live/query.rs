@@ -42,9 +42,16 @@ pub struct LiveQuery {
     /// What makes two live queries' runs the same: the caller (as far as
     /// it shapes answers), the document, the operation, the variables.
     key: [u8; 32],
-    /// The run this query read last, kept so the shared entry lives while
-    /// a query may ask for it again.
-    run: Option<Arc<Run>>,
+    /// For a document of featured playlists only, whose answer is the same
+    /// for every signed-in user: the key without the user, shared by every
+    /// user's subscription to it once their own run has answered.
+    featured_key: Option<[u8; 32]>,
+    /// The own scope's wake count when this query's own run last answered:
+    /// until it moves, a featured change needs nothing of the caller.
+    own_checked: Option<Option<u64>>,
+    /// The run this query read last and its key, kept so the shared entry
+    /// lives while a query may ask for it again.
+    run: Option<([u8; 32], Arc<Run>)>,
     started: bool,
     /// When the change being answered woke this query.
     woke_at: Option<std::time::Instant>,
@@ -85,6 +92,13 @@ impl LiveQuery {
             [(name, key)] if name == "playlist" => Some(key.clone()),
             _ => None,
         };
+        // Fields only, no fragments: a spread could hide a root of the
+        // caller's own.
+        let featured_only = !roots.is_empty()
+            && roots.len() == operation.selection_set.node.items.len()
+            && roots
+                .iter()
+                .all(|(name, _)| name == "featuredPlaylists" || name == "__typename");
         let reads_featured =
             crate::http::response_cache::featured_read(&document, operation_name.as_deref())
                 .unwrap_or(true);
@@ -98,12 +112,27 @@ impl LiveQuery {
         let document = gql::for_executor(&document).unwrap_or(document);
         let key = run_key(
             principal.as_ref(),
+            true,
             &request.query,
             operation_name.as_deref(),
             &request.variables,
         );
+        let featured_key = principal
+            .as_ref()
+            .filter(|p| featured_only && !p.is_machine())
+            .map(|p| {
+                run_key(
+                    Some(p),
+                    false,
+                    &request.query,
+                    operation_name.as_deref(),
+                    &request.variables,
+                )
+            });
         Ok(Self {
             key,
+            featured_key,
+            own_checked: None,
             run: None,
             state: state.clone(),
             principal,
@@ -163,8 +192,8 @@ impl LiveQuery {
                     .iter()
                     .all(|e| code(e) == Some(crate::error::ErrorCode::UpstreamUnavailable.as_str()))
             {
-                if let Some(run) = &self.run {
-                    self.state.live.runs.discard(self.key, run);
+                if let Some((key, run)) = &self.run {
+                    self.state.live.runs.discard(*key, run);
                 }
                 self.retry = true;
                 continue;
@@ -200,16 +229,27 @@ impl LiveQuery {
     /// The answer for the wakes seen so far, run once for every live query
     /// of the same key that saw the same wakes (one re-read per change,
     /// however many subscriptions of one user ask the same).
+    ///
+    /// A document of featured playlists only runs on its own (per user)
+    /// first and after every change of the caller's own (a deleted
+    /// account, say, must get its error); a featured change alone then
+    /// gets the run every user's subscription shares: one re-read per
+    /// change, however many users ask.
     async fn shared_run(&mut self) -> Result<Response, Vec<ServerError>> {
-        let wakes = (
-            self.own.as_mut().map(|r| *r.borrow_and_update()),
-            self.featured.as_mut().map(|r| *r.borrow_and_update()),
-        );
+        let own = self.own.as_mut().map(|r| *r.borrow_and_update());
+        let featured = self.featured.as_mut().map(|r| *r.borrow_and_update());
+        let (key, wakes, own_run) = match self.featured_key {
+            Some(key) if self.own_checked == Some(own) => (key, (None, featured), false),
+            _ => (self.key, (own, featured), true),
+        };
         let runs: &Runs = &self.state.live.runs;
-        let run = runs.get(self.key, wakes);
+        let run = runs.get(key, wakes);
         let answer = run.answer(|| self.run()).await;
-        if let Some(previous) = self.run.replace(run) {
-            runs.release(self.key, previous);
+        if let Some((previous_key, previous)) = self.run.replace((key, run)) {
+            runs.release(previous_key, previous);
+        }
+        if own_run && matches!(&answer, Ok(response) if response.errors.is_empty()) {
+            self.own_checked = Some(own);
         }
         answer
     }
@@ -274,14 +314,17 @@ async fn execute(
 
 impl Drop for LiveQuery {
     fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
-            self.state.live.runs.release(self.key, run);
+        if let Some((key, run)) = self.run.take() {
+            self.state.live.runs.release(key, run);
         }
     }
 }
 
+/// The key of a run; `with_user: false` leaves the user id out (what a
+/// token grants still counts).
 fn run_key(
     principal: Option<&Principal>,
+    with_user: bool,
     query: &str,
     operation_name: Option<&str>,
     variables: &Variables,
@@ -295,7 +338,11 @@ fn run_key(
         // What of a token shapes answers; not its expiry or its profile
         // claims (those only seed a row never seen before).
         Some(p) => {
-            part(p.user_id.as_bytes());
+            part(if with_user {
+                p.user_id.as_bytes()
+            } else {
+                b"\0any user"
+            });
             part(p.scopes.join(" ").as_bytes());
             part(p.permissions.join(" ").as_bytes());
             part(format!("{:?}", p.claimed_roles).as_bytes());

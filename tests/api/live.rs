@@ -348,6 +348,14 @@ mod shared_reread {
         super::subscriptions_of_one_user_share_one_reread(TestApp::spawn(Backend::Postgres).await)
             .await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn featured_across_users() {
+        super::featured_subscriptions_of_many_users_share_one_reread(
+            TestApp::spawn(Backend::Postgres).await,
+        )
+        .await
+    }
 }
 
 on_both_databases!(
@@ -904,6 +912,101 @@ async fn subscriptions_of_one_user_share_one_reread(app: TestApp) {
         one, three,
         "statements for a change: 1 subscription {one}, 3 subscriptions {three}"
     );
+}
+
+/// A featured change costs the `featuredPlaylists` subscriptions of many
+/// users one re-read, as it costs one user's: the answer is the same for
+/// every signed-in user. A subscriber's own change still runs their own:
+/// a deleted account gets its error, not the others' answer.
+async fn featured_subscriptions_of_many_users_share_one_reread(app: TestApp) {
+    const FEATURED: &str = "subscription { featuredPlaylists { nodes { name } } }";
+    let editor = "auth0|featured-editor";
+    let admin = app.token_with(
+        "auth0|featured-admin",
+        json!({"permissions": ["write:app_metadata"]}),
+    );
+    app.ok(editor, "{ me { id } }", json!({})).await;
+    let (_, body) = app
+        .post(
+            Some(&admin),
+            &format!("mutation {{ setUserRoles(userId: \"{editor}\", roles: [\"playlist_editor\"]) {{ roles }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["setUserRoles"]["roles"],
+        json!(["playlist_editor"]),
+        "{body}"
+    );
+    let created = app
+        .ok(
+            editor,
+            "mutation { createPlaylist(input: {name: \"Take 0\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let playlist = created["createPlaylist"]["id"].clone();
+    app.ok(
+        editor,
+        "mutation($p: ID!) { setPlaylistFeatured(id: $p, featured: true) { id } }",
+        json!({"p": playlist}),
+    )
+    .await;
+
+    let mut take = 0;
+    let mut statements_per_change = async |users: &[&str]| -> (u64, Vec<Socket>) {
+        let mut sockets = Vec::new();
+        for user in users {
+            // The row exists before the first answer, which then writes
+            // nothing (a write would wake the subscription once more).
+            app.ok(user, "{ me { id } }", json!({})).await;
+            let mut socket = acknowledged(&app, &app.token(user)).await;
+            send(
+                &mut socket,
+                json!({"type": "subscribe", "id": "f", "payload": {"query": FEATURED}}),
+            )
+            .await;
+            assert_eq!(receive(&mut socket).await["type"], "next");
+            sockets.push(socket);
+        }
+        take += 1;
+        let name = format!("Take {take}");
+        let before = app.statements();
+        app.ok(
+            editor,
+            "mutation($p: ID!, $n: String!) { updatePlaylist(id: $p, input: {name: $n}) { id } }",
+            json!({"p": playlist, "n": name}),
+        )
+        .await;
+        for socket in &mut sockets {
+            let answer = receive(socket).await;
+            assert_eq!(
+                answer["payload"]["data"]["featuredPlaylists"]["nodes"][0]["name"], name,
+                "{answer}"
+            );
+        }
+        let statements = app.statements() - before;
+        (statements, sockets)
+    };
+    let (one, _alone) = statements_per_change(&["auth0|featured-1"]).await;
+    let (three, mut sockets) =
+        statements_per_change(&["auth0|featured-2", "auth0|featured-3", "auth0|featured-4"]).await;
+    assert_eq!(
+        one, three,
+        "statements for a featured change: 1 user's subscription {one}, 3 users' {three}"
+    );
+
+    // The second of the three deletes their account: their subscription
+    // runs on its own again and ends with its error; the others see nothing.
+    app.ok("auth0|featured-3", "mutation { deleteMe }", json!({}))
+        .await;
+    let last = receive(&mut sockets[1]).await;
+    assert_eq!(last["type"], "next", "{last}");
+    assert!(
+        last["payload"]["errors"][0]["extensions"]["code"].is_string(),
+        "{last}"
+    );
+    assert_eq!(receive(&mut sockets[1]).await["type"], "complete");
 }
 
 /// Under trusted documents a free-text subscription is refused over the
