@@ -6,6 +6,7 @@
 //! - `reference`: serves the hand-written `POST /graphql` handler;
 //! - `load`: drives one URL with the full `me` query and prints latencies;
 //! - `run`: the whole benchmark, as `scripts/bench` runs it;
+//! - `report`: a finished run's report and plots, again from its results;
 //! - `live`: the live-updates benchmark (`scripts/bench --live`).
 
 mod live;
@@ -51,6 +52,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Run the whole benchmark and write the report and plots (what `scripts/bench` calls).
     Run(Box<run::RunArgs>),
+    /// Write report.md and the plots again from a finished run's results.json.
+    Report(run::ReportArgs),
     /// Open many subscriptions and time changes to their delivery (issue 17).
     Live(live::LiveArgs),
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             Command::Reference(args) => reference::main(args).await,
             Command::Load(args) => load::main(args).await,
             Command::Run(args) => run::main(*args).await,
+            Command::Report(args) => run::report_main(&args),
             Command::Live(args) => live::main(args).await,
         }
     });

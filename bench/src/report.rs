@@ -780,6 +780,35 @@ pub fn issue9_checks(results: &Results) -> Vec<Check> {
                     ),
                     Verdict::of(p99 <= MAX_P99_RATIO),
                 );
+                let fastest = match s.database {
+                    DbKind::Postgres => "tokio-postgres",
+                    DbKind::Sqlite => "rusqlite",
+                };
+                match (&l.fast, l.fast_ratios()) {
+                    (Some(f), Some((rps, p99))) => {
+                        push(
+                            "cache off",
+                            format!("fastest reference ({fastest}): req/s ≥ {MIN_RPS_RATIO} × its"),
+                            c,
+                            format!("{rps:.2} ({:.0} / {:.0})", l.gateway.rps, f.rps),
+                            Verdict::of(rps >= MIN_RPS_RATIO),
+                        );
+                        push(
+                            "cache off",
+                            format!("fastest reference ({fastest}): p99 ≤ {MAX_P99_RATIO} × its"),
+                            c,
+                            format!("{p99:.2} ({:.2} / {:.2} ms)", l.gateway.p99_ms, f.p99_ms),
+                            Verdict::of(p99 <= MAX_P99_RATIO),
+                        );
+                    }
+                    _ => push(
+                        "cache off",
+                        format!("fastest reference ({fastest})"),
+                        c,
+                        "not measured: it did not run".into(),
+                        Verdict::NotMeasured,
+                    ),
+                }
                 let what = format!("database CPU/request ≤ {MAX_DB_CPU_RATIO} × reference");
                 match (s.database, l.gateway_cpu.db_ms, l.reference_cpu.db_ms) {
                     (DbKind::Sqlite, ..) => push(
@@ -893,14 +922,16 @@ fn issue9_table(results: &Results) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "## Budget (issue 9): the issue's shape
+        "## Budget (issues 9 and 15): the issue's shape
 "
     );
     let _ = writeln!(
         md,
         "{} users with 50 songs and 20 playlists of 10 songs, the issue's query; gateway / reference in the figures. \
          Cache off: the gateway with RESPONSE_CACHE_MAX_BYTES=0. Cache on: a second gateway with RESPONSE_CACHE_MAX_BYTES={}, \
-         primed with one request a user, against the reference measured again beside it.\n",
+         primed with one request a user, against the reference measured again beside it. \
+         The \"fastest reference\" lines (issue 15) hold the cache-off gateway to the same throughput and p99 budget \
+         against the same handler without sqlx (tokio-postgres on PostgreSQL, rusqlite on SQLite).\n",
         results.plan.shape_users, results.plan.shape_cache_bytes
     );
     let _ = writeln!(
@@ -1319,6 +1350,46 @@ mod tests {
             64.0,
         )]));
         assert!(markdown.contains("not run"), "{markdown}");
+    }
+
+    #[test]
+    fn the_fastest_reference_holds_the_uncached_gateway_to_the_same_budget() {
+        let with_fast = |c, fast: Option<(f64, f64)>| {
+            let mut l = level(c, (900.0, 3.0), (800.0, 4.0), 1.0, (None, None));
+            l.fast = fast.map(|(rps, p99)| run(rps, p99));
+            l
+        };
+        let sqlite = session(
+            DbKind::Sqlite,
+            vec![
+                // 0.9 of its throughput and 1.5 times its p99: both pass.
+                with_fast(16, Some((1000.0, 2.0))),
+                // Ahead of sqlx's reference, behind the fastest one.
+                with_fast(64, Some((1200.0, 1.9))),
+                with_fast(128, None),
+            ],
+            Vec::new(),
+            60.0,
+        );
+        let checks = issue9_checks(&results(vec![sqlite]));
+        let fast = |what, c| {
+            verdict(
+                &checks,
+                "cache off",
+                &format!("fastest reference (rusqlite){what}"),
+                Some(c),
+            )
+        };
+        assert_eq!(fast(": req/s", 16), Verdict::Pass);
+        assert_eq!(fast(": p99", 16), Verdict::Pass);
+        assert_eq!(fast(": req/s", 64), Verdict::Fail);
+        assert_eq!(fast(": p99", 64), Verdict::Fail);
+        assert_eq!(fast("", 128), Verdict::NotMeasured);
+        // Against sqlx's reference the same levels pass.
+        assert_eq!(
+            verdict(&checks, "cache off", "req/s", Some(64)),
+            Verdict::Pass
+        );
     }
 
     #[test]

@@ -382,6 +382,26 @@ async fn run_sessions(ctx: &Ctx, sessions: &mut Vec<Session>) -> anyhow::Result<
     Ok(())
 }
 
+/// `report`: render a finished run's figures again.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The run's directory: reads its results.json, rewrites report.md and
+    /// the plots beside it.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
+}
+
+/// Writes report.md and the plots again from a run's results.json, so a
+/// change to the report (a budget line, a table) reads a run already made
+/// rather than waiting for a new one of forty minutes.
+pub fn report_main(args: &ReportArgs) -> anyhow::Result<()> {
+    let path = args.out_dir.join("results.json");
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let results: Results = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a run's results", path.display()))?;
+    write_outputs(&args.out_dir, &results)
+}
+
 fn write_outputs(out_dir: &Path, results: &Results) -> anyhow::Result<()> {
     let write = |name: &str, contents: &[u8]| {
         let path = out_dir.join(name);
