@@ -112,6 +112,15 @@ impl DbKind {
             DbKind::Postgres => "postgres",
         }
     }
+
+    /// The driver of the fastest reference on this database: the same
+    /// handler and statement as the sqlx reference, without sqlx.
+    pub fn fastest_reference(self) -> &'static str {
+        match self {
+            DbKind::Sqlite => "rusqlite",
+            DbKind::Postgres => "tokio-postgres",
+        }
+    }
 }
 
 /// The gateway's identity mode in a session.
@@ -604,13 +613,10 @@ fn fast_table(levels: &[Level], gateway: &str, database: DbKind) -> String {
     if levels.iter().all(|l| l.fast.is_none()) {
         return md;
     }
-    let (name, short, how) = match database {
-        DbKind::Postgres => ("tokio-postgres", "tokio-pg", "tokio-postgres and deadpool"),
-        DbKind::Sqlite => (
-            "rusqlite",
-            "rusqlite",
-            "rusqlite connections on blocking threads",
-        ),
+    let name = database.fastest_reference();
+    let (short, how) = match database {
+        DbKind::Postgres => ("tokio-pg", "tokio-postgres and deadpool"),
+        DbKind::Sqlite => ("rusqlite", "rusqlite connections on blocking threads"),
     };
     let _ = writeln!(
         md,
@@ -780,10 +786,7 @@ pub fn issue9_checks(results: &Results) -> Vec<Check> {
                     ),
                     Verdict::of(p99 <= MAX_P99_RATIO),
                 );
-                let fastest = match s.database {
-                    DbKind::Postgres => "tokio-postgres",
-                    DbKind::Sqlite => "rusqlite",
-                };
+                let fastest = s.database.fastest_reference();
                 match (&l.fast, l.fast_ratios()) {
                     (Some(f), Some((rps, p99))) => {
                         push(
